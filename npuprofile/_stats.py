@@ -1,0 +1,108 @@
+"""Region statistics: exact counts and totals, percentiles over every sample."""
+
+from __future__ import annotations
+
+import math
+from array import array
+from typing import Any, Iterable
+
+PERCENTILES = (50, 90, 95, 99)
+
+
+def percentile(sorted_values: "array[int] | list[int]", q: float) -> float:
+    """The ``q``-th percentile (0-100) by linear interpolation between closest ranks."""
+    if not sorted_values:
+        return 0.0
+    position = (len(sorted_values) - 1) * q / 100.0
+    low = math.floor(position)
+    high = min(low + 1, len(sorted_values) - 1)
+    fraction = position - low
+    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * fraction
+
+
+class RegionStats:
+    """Accumulated timings of one region name (all in nanoseconds)."""
+
+    __slots__ = ("name", "count", "total_ns", "self_ns", "min_ns", "max_ns", "_sum_sq", "_samples", "_sorted")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.count = 0
+        self.total_ns = 0
+        self.self_ns = 0
+        self.min_ns = 0
+        self.max_ns = 0
+        self._sum_sq = 0.0
+        self._samples: array[int] = array("q")
+        self._sorted = True
+
+    def add(self, duration_ns: int, self_ns: int) -> None:
+        """Add one completed region."""
+        if self.count == 0 or duration_ns < self.min_ns:
+            self.min_ns = duration_ns
+        if duration_ns > self.max_ns:
+            self.max_ns = duration_ns
+        self.count += 1
+        self.total_ns += duration_ns
+        self.self_ns += self_ns
+        self._sum_sq += float(duration_ns) * duration_ns
+        self._samples.append(duration_ns)
+        self._sorted = False
+
+    def merge(self, other: "RegionStats") -> None:
+        """Fold ``other`` (same name) into this one."""
+        if other.count == 0:
+            return
+        if self.count == 0 or other.min_ns < self.min_ns:
+            self.min_ns = other.min_ns
+        self.max_ns = max(self.max_ns, other.max_ns)
+        self.count += other.count
+        self.total_ns += other.total_ns
+        self.self_ns += other.self_ns
+        self._sum_sq += other._sum_sq
+        self._samples.extend(other._samples)
+        self._sorted = False
+
+    @property
+    def mean_ns(self) -> float:
+        """Mean duration."""
+        return self.total_ns / self.count if self.count else 0.0
+
+    @property
+    def std_ns(self) -> float:
+        """Population standard deviation of the durations."""
+        if self.count < 2:
+            return 0.0
+        mean = self.mean_ns
+        return math.sqrt(max(0.0, self._sum_sq / self.count - mean * mean))
+
+    def percentile(self, q: float) -> float:
+        """The ``q``-th percentile of the durations."""
+        if not self._sorted:
+            self._samples = array("q", sorted(self._samples))
+            self._sorted = True
+        return percentile(self._samples, q)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready view (nanoseconds)."""
+        out: dict[str, Any] = {
+            "name": self.name,
+            "count": self.count,
+            "total_ns": self.total_ns,
+            "self_ns": self.self_ns,
+            "mean_ns": self.mean_ns,
+            "std_ns": self.std_ns,
+            "min_ns": self.min_ns,
+            "max_ns": self.max_ns,
+        }
+        for q in PERCENTILES:
+            out[f"p{q}_ns"] = self.percentile(q)
+        return out
+
+    @classmethod
+    def from_samples(cls, name: str, samples: Iterable[tuple[int, int]]) -> "RegionStats":
+        """Build from ``(duration_ns, self_ns)`` pairs."""
+        stats = cls(name)
+        for duration, own in samples:
+            stats.add(duration, own)
+        return stats

@@ -1,0 +1,194 @@
+"""The protocol every backend adapter implements.
+
+An adapter alone owns what differs between devices: which profiler class runs,
+the keyword arguments it gets, how traces are written, the range markers that
+label regions in a trace, device synchronization, and the clock regions are
+timed with. Core code calls these methods and never asks which backend it has.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+if TYPE_CHECKING:
+    from .._config import Config, Schedule
+    from .._output import TraceSink
+
+
+@dataclasses.dataclass(frozen=True)
+class OpStat:
+    """One row of a top-ops table: an operator and its time, in nanoseconds."""
+
+    name: str
+    count: int
+    self_host_ns: int
+    total_host_ns: int
+    self_device_ns: int = 0
+    total_device_ns: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready view."""
+        return dataclasses.asdict(self)
+
+
+class Timer(abc.ABC):
+    """The clock regions are timed with.
+
+    ``mark()`` is on the hot path: it returns an opaque mark (an ``int`` of
+    nanoseconds for host clocks, an event for device clocks). ``elapsed_ns``
+    turns two marks into nanoseconds once ``flush()`` has made them readable.
+    """
+
+    #: True when marks are host ``perf_counter_ns`` integers.
+    host_clock: bool = True
+
+    @abc.abstractmethod
+    def mark(self) -> Any:
+        """Take a mark now (cheap; no device synchronization)."""
+
+    def elapsed_ns(self, start: Any, end: Any) -> int:
+        """Nanoseconds between two marks."""
+        return int(end - start)
+
+    def flush(self) -> None:
+        """Make every mark taken so far readable by ``elapsed_ns`` (at most one device sync)."""
+
+
+class HostTimer(Timer):
+    """``time.perf_counter_ns``: honest for work that runs on the host."""
+
+    host_clock = True
+
+    def __init__(self) -> None:
+        self.mark = time.perf_counter_ns  # type: ignore[method-assign]
+
+    def mark(self) -> Any:  # pragma: no cover - replaced per instance by the C function
+        return time.perf_counter_ns()
+
+
+class Adapter(abc.ABC):
+    """A backend: one device family and the profiler that goes with it.
+
+    Subclasses set :attr:`name` and implement the abstract methods. Adapters are
+    created by the registry's factories; creating one must be cheap and must not
+    import optional device libraries (do that in :meth:`probe`).
+    """
+
+    #: Registry name, also the keyword that carries this adapter's own options on ``session()``.
+    name: str = ""
+    #: One line for ``npuprofile backends``.
+    description: str = ""
+
+    # -- availability -------------------------------------------------------
+    @abc.abstractmethod
+    def probe(self) -> str | None:
+        """Check the device and libraries; return ``None`` when usable, else the reason it is not."""
+
+    def is_available(self) -> bool:
+        """Whether this backend can run here (the probe runs once and is remembered)."""
+        return self.unavailable_reason() is None
+
+    def unavailable_reason(self) -> str | None:
+        """Why this backend cannot run here, or ``None``."""
+        if not hasattr(self, "_probe_result"):
+            try:
+                self._probe_result = self.probe()
+            except Exception as exc:  # a probe must never break the caller
+                self._probe_result = f"probe failed: {type(exc).__name__}: {exc}"
+        return self._probe_result
+
+    def versions(self) -> dict[str, str]:
+        """Versions of the libraries this backend uses (for reports and ``npuprofile backends``)."""
+        import torch
+
+        return {"torch": str(torch.__version__)}
+
+    # -- options --------------------------------------------------------------
+    def parse_options(self, value: Any, environ: Mapping[str, str]) -> Any:
+        """Parse this adapter's own options (the ``session(<name>=...)`` keyword plus its env vars).
+
+        Adapters with no options of their own accept only ``None``.
+        """
+        from ..errors import ConfigError
+
+        if value is not None:
+            raise ConfigError(f"{self.name}={value!r}: the {self.name!r} backend takes no options; allowed: None")
+        return None
+
+    def options_to_dict(self, options: Any) -> dict[str, Any]:
+        """JSON-ready view of parsed options, for summaries and reports."""
+        if options is None:
+            return {}
+        if dataclasses.is_dataclass(options):
+            return dataclasses.asdict(options)  # type: ignore[arg-type]
+        return dict(options)
+
+    # -- tracing profiler ---------------------------------------------------------
+    @abc.abstractmethod
+    def create_profiler(
+        self,
+        config: "Config",
+        options: Any,
+        on_trace_ready: Callable[[Any], None] | None,
+    ) -> Any:
+        """Build (not start) the backend profiler for a tracing session.
+
+        The returned object has ``start()``, ``stop()`` and ``step()``.
+        """
+
+    @abc.abstractmethod
+    def trace_handler(self, sink: "TraceSink", options: Any) -> Callable[[Any], None]:
+        """The ``on_trace_ready`` callback that writes one trace through ``sink``."""
+
+    def collect_traces(self, sink: "TraceSink", options: Any) -> None:
+        """After the profiler stopped: report traces written outside the handler (optional)."""
+
+    def op_table(self, profiler: Any, limit: int) -> list[OpStat]:
+        """Top operators by self time from a stopped profiler, when the backend can tell."""
+        return []
+
+    # -- markers, sync, timing --------------------------------------------------------
+    @abc.abstractmethod
+    def range_push(self, name: str) -> Any:
+        """Open a named range in the trace; return a handle for :meth:`range_pop`."""
+
+    @abc.abstractmethod
+    def range_pop(self, handle: Any) -> None:
+        """Close the range ``handle`` opened."""
+
+    @abc.abstractmethod
+    def synchronize(self) -> None:
+        """Wait for all work queued on the device."""
+
+    @abc.abstractmethod
+    def timer(self) -> Timer:
+        """A fresh clock for timing regions."""
+
+    def schedule(self, schedule: "Schedule") -> Any:
+        """Translate a :class:`~npuprofile.Schedule` into the backend profiler's schedule."""
+        import torch.profiler
+
+        return torch.profiler.schedule(
+            wait=schedule.wait,
+            warmup=schedule.warmup,
+            active=schedule.active,
+            repeat=schedule.repeat,
+            skip_first=schedule.skip_first,
+        )
+
+    def trace_suffix(self, gzip: bool) -> str:
+        """File name ending of the traces this backend writes."""
+        return ".pt.trace.json.gz" if gzip else ".pt.trace.json"
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"
+
+
+def ensure_dir(path: Path) -> Path:
+    """Create ``path`` (and parents) if missing; return it."""
+    path.mkdir(parents=True, exist_ok=True)
+    return path

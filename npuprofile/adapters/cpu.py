@@ -1,0 +1,114 @@
+"""The CPU backend: stock ``torch.profiler`` with CPU activity and host timing."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+from .base import Adapter, HostTimer, OpStat, Timer
+
+if TYPE_CHECKING:
+    from .._config import Config
+    from .._output import TraceSink
+
+
+def _record_function() -> Any:
+    """``torch.autograd.profiler.record_function``, imported on first use."""
+    global _RECORD_FUNCTION
+    if _RECORD_FUNCTION is None:
+        from torch.autograd.profiler import record_function
+
+        _RECORD_FUNCTION = record_function
+    return _RECORD_FUNCTION
+
+
+_RECORD_FUNCTION: Any = None
+
+
+class TorchProfilerAdapter(Adapter):
+    """Shared machinery of the backends that run the stock ``torch.profiler``.
+
+    Subclasses choose the activities (and may add markers, sync and timing).
+    """
+
+    def activities(self) -> list[Any]:
+        """The ``torch.profiler.ProfilerActivity`` values this backend records."""
+        import torch.profiler
+
+        return [torch.profiler.ProfilerActivity.CPU]
+
+    def profiler_kwargs(self, config: "Config", options: Any) -> dict[str, Any]:
+        """Keyword arguments for ``torch.profiler.profile`` (only ones the stock profiler knows)."""
+        return {
+            "activities": self.activities(),
+            "record_shapes": config.record_shapes,
+            "profile_memory": config.profile_memory,
+            "with_stack": config.with_stack,
+            "with_flops": config.with_flops,
+            "with_modules": config.with_modules,
+        }
+
+    def create_profiler(
+        self, config: "Config", options: Any, on_trace_ready: Callable[[Any], None] | None
+    ) -> Any:
+        import torch.profiler
+
+        kwargs = self.profiler_kwargs(config, options)
+        if config.schedule is not None:
+            kwargs["schedule"] = self.schedule(config.schedule)
+        return torch.profiler.profile(on_trace_ready=on_trace_ready, **kwargs)
+
+    def trace_handler(self, sink: "TraceSink", options: Any) -> Callable[[Any], None]:
+        suffix = self.trace_suffix(sink.gzip)
+
+        def write_trace(profiler: Any) -> None:
+            sink.write(suffix, lambda tmp: profiler.export_chrome_trace(str(tmp)))
+
+        return write_trace
+
+    def op_table(self, profiler: Any, limit: int) -> list[OpStat]:
+        try:
+            averages = profiler.key_averages()
+        except (AssertionError, RuntimeError, AttributeError):
+            return []  # nothing recorded (e.g. the schedule never reached an active step)
+        rows = [
+            OpStat(
+                name=event.key,
+                count=int(event.count),
+                self_host_ns=int(event.self_cpu_time_total * 1000),
+                total_host_ns=int(event.cpu_time_total * 1000),
+                self_device_ns=int(getattr(event, "self_device_time_total", 0) * 1000),
+                total_device_ns=int(getattr(event, "device_time_total", 0) * 1000),
+            )
+            for event in averages
+            if not event.key.startswith("ProfilerStep")
+        ]
+        rows.sort(key=lambda row: (row.self_device_ns + row.self_host_ns), reverse=True)
+        return rows[:limit]
+
+    def range_push(self, name: str) -> Any:
+        handle = _record_function()(name)
+        handle.__enter__()
+        return handle
+
+    def range_pop(self, handle: Any) -> None:
+        handle.__exit__(None, None, None)
+
+
+class CpuAdapter(TorchProfilerAdapter):
+    """Profiles host-side work with ``torch.profiler`` (always available)."""
+
+    name = "cpu"
+    description = "torch.profiler, CPU activity, perf_counter timing"
+
+    def probe(self) -> str | None:
+        try:
+            import torch.profiler  # noqa: F401
+        except Exception as exc:  # torch itself broken: report, never raise
+            return f"torch.profiler cannot be imported: {exc}"
+        return None
+
+    def synchronize(self) -> None:
+        """Nothing to wait for: CPU work is synchronous."""
+
+    def timer(self) -> Timer:
+        return HostTimer()

@@ -1,0 +1,7 @@
+"""Subcommands of the ``npuprofile`` command line, one module each.
+
+Each module defines ``NAME``, ``HELP``, ``add_arguments(parser)`` and
+``run(args) -> int``.
+"""
+
+COMMANDS = ("demo", "backends")
