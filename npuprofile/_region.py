@@ -326,7 +326,7 @@ def profiled(func: Any = None, /, name: str | None = None, *, sync: bool = False
     if not isinstance(sync, bool):
         raise RegionError(f"profiled sync must be True or False, got {sync!r}")
     if func is None:
-        return lambda target: profiled(target, name, sync=sync)
+        return lambda target: _decorate(target, name, sync)
     return _decorate(func, name, sync)
 
 
