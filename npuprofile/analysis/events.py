@@ -52,7 +52,7 @@ Progress = Callable[[int, int], None]
 #: File-name patterns :func:`find_traces` looks for inside a directory.
 TRACE_PATTERNS = ("*.pt.trace.json", "*.pt.trace.json.gz", "ASCEND_PROFILER_OUTPUT/trace_view.json")
 
-CHUNK_BYTES = 4 << 20
+CHUNK_BYTES = 1 << 20
 _WS = b" \t\r\n"
 _EVENTS_KEY = b'"traceEvents"'
 _HEAD_LIMIT = 64 << 20  # top-level keys before the events larger than this are not a trace we know
@@ -242,11 +242,15 @@ class TraceFile:
                 if not isinstance(event, dict):
                     raise TraceError(f"{self.path}: not a trace (an event is a {type(event).__name__}, not an object)")
                 if normalise:
-                    _normalise(event)
+                    try:
+                        _normalise(event)
+                    except ValueError as exc:
+                        raise TraceError(f"{self.path}: {exc}") from None
                 count += 1
             self.events_read += count
             reader.report()
             yield from items
+            del items  # before the next chunk is parsed, so only one chunk of events is alive
             reader.compact()
 
 
@@ -310,7 +314,7 @@ def _normalise(event: dict[str, Any]) -> None:
             try:
                 event[key] = float(value)
             except ValueError:
-                raise TraceError(f"event {event.get('name')!r} has a non-numeric {key}: {value!r}") from None
+                raise ValueError(f"event {event.get('name')!r} has a non-numeric {key}: {value!r}") from None
 
 
 def _is_gzip(path: Path) -> bool:
