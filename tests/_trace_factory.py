@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -72,28 +71,25 @@ def npuprofile_trace(directory: Path, *, steps: int = 4, gzip: bool = False, wit
 def torch_trace(path: Path, *, steps: int = 3) -> dict[str, tuple[int, float, float]]:
     """A trace written by ``torch.profiler`` alone; returns its op table ``name -> (count, self_us, total_us)``."""
     import torch
-    from torch.profiler import ProfilerActivity, profile, record_function
+    from torch.profiler import ProfilerActivity, profile, record_function, schedule
 
     model = torch.nn.Sequential(torch.nn.Linear(64, 128), torch.nn.GELU(), torch.nn.Linear(128, 8))
-    worker_done = threading.Event()
+    table: dict[str, tuple[int, float, float]] = {}
 
-    def worker() -> None:
-        with record_function("background"):
-            torch.ones(64, 64).sum()
-        worker_done.set()
+    def ready(prof: Any) -> None:
+        prof.export_chrome_trace(str(path))
+        for event in prof.key_averages():
+            table[event.key] = (int(event.count), float(event.self_cpu_time_total), float(event.cpu_time_total))
 
-    with profile(activities=[ProfilerActivity.CPU], record_shapes=True, profile_memory=True) as prof:
-        for step in range(steps):
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True, profile_memory=True,
+                 schedule=schedule(wait=0, warmup=1, active=steps, repeat=1), on_trace_ready=ready) as prof:
+        for _ in range(steps + 1):
             with record_function("train_step"):
                 model(torch.randn(32, 64)).sum()
-            if step == 0:
-                threading.Thread(target=worker).start()
-                worker_done.wait(10)
+            with record_function("optimizer"):
+                torch.ones(64, 64).mul_(0.5).sum(dim=0)
             prof.step()
-    prof.export_chrome_trace(str(path))
-    table = {}
-    for event in prof.key_averages():
-        table[event.key] = (int(event.count), float(event.self_cpu_time_total), float(event.cpu_time_total))
+    assert table, "the profiler schedule never completed"
     return table
 
 
@@ -137,3 +133,25 @@ def write_ascend_layout(root: Path) -> Path:
     path = folder / "trace_view.json"
     path.write_text(json.dumps(ascend_trace_events()))
     return path
+
+
+_SHARED: dict[str, Any] = {}
+
+
+def shared_traces() -> dict[str, Any]:
+    """Real traces made once per test process (read-only for tests): sessions, paths, torch's op table."""
+    if not _SHARED:
+        import atexit
+        import shutil
+        import tempfile
+
+        root = Path(tempfile.mkdtemp(prefix="npuprofile-traces-"))
+        atexit.register(shutil.rmtree, root, True)
+        session, plain = npuprofile_trace(root / "plain", steps=5, with_stack=True, profile_memory=True)
+        packed_session, packed = npuprofile_trace(root / "packed", steps=4, gzip=True)
+        torch_path = root / "torch" / "worker.1.pt.trace.json"
+        torch_path.parent.mkdir()
+        table = torch_trace(torch_path)
+        _SHARED.update(root=root, session=session, plain=plain, packed_session=packed_session, packed=packed,
+                       torch=torch_path, torch_table=table)
+    return _SHARED

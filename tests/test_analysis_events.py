@@ -16,15 +16,13 @@ from hypothesis import strategies as st
 from npuprofile.analysis import TraceFile, events as events_module, find_traces, iter_events
 from npuprofile.errors import TraceError
 
-from ._trace_factory import npuprofile_trace, write_ascend_layout
+from ._trace_factory import shared_traces, write_ascend_layout
 
 
-@pytest.fixture(scope="module")
-def real_traces(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("real")
-    _, plain = npuprofile_trace(root / "plain", with_stack=True, profile_memory=True)
-    _, packed = npuprofile_trace(root / "packed", gzip=True)
-    return {"plain": plain, "gzip": packed}
+@pytest.fixture
+def real_traces() -> dict[str, Path]:
+    shared = shared_traces()
+    return {"plain": shared["plain"], "gzip": shared["packed"], "torch": shared["torch"]}
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -33,7 +31,7 @@ def _load(path: Path) -> dict[str, Any]:
         return json.load(handle)
 
 
-@pytest.mark.parametrize("kind", ["plain", "gzip"])
+@pytest.mark.parametrize("kind", ["plain", "gzip", "torch"])
 @pytest.mark.parametrize("chunk", [64, 4096, 4 << 20])
 def test_real_trace_reads_exactly_like_json_load(real_traces: dict[str, Path], kind: str, chunk: int,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:

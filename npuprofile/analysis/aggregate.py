@@ -29,8 +29,8 @@ STEP_PREFIX = "ProfilerStep#"
 WINDOW = 4096
 
 # A frame on a lane's stack (a list, for speed):
-# [name, cat, pid, ts, dur, end, child, region_child, region_parent, step, kind]
-_NAME, _CAT, _PID, _TS, _DUR, _END, _CHILD, _RCHILD, _RPARENT, _STEP, _KIND = range(11)
+# [name, cat, pid, ts, dur, end, child, region_child, region_parent, step, kind, children, folded]
+_NAME, _CAT, _PID, _TS, _DUR, _END, _CHILD, _RCHILD, _RPARENT, _STEP, _KIND, _KIDS, _FOLD = range(13)
 _OP, _REGION, _STEPKIND, _OTHER = 0, 1, 2, 3
 
 
@@ -95,7 +95,7 @@ class Aggregator:
                 lane = self.lanes[key] = _Lane()
             if ts < lane.watermark:
                 self.late_events += 1
-                self._close(self._frame(event, ts, dur, None))
+                self._close(self._frame(event, ts, dur, None), None)
                 return
             self._seq += 1
             pending = lane.pending
@@ -136,12 +136,17 @@ class Aggregator:
             ts, negdur, _seq, event = pending[index]
             dur = -negdur
             while stack and stack[-1][_END] <= ts:
-                close(stack.pop())
+                frame = stack.pop()
+                close(frame, stack[-1] if stack else None)
             parent = stack[-1] if stack else None
             frame = frame_of(event, ts, dur, parent)
             if parent is not None:
                 room = parent[_END] - ts
                 parent[_CHILD] += dur if dur < room else room
+                parent[_KIDS] += 1
+                if parent[_FOLD] is not None:  # a second child: the first is an op of its own after all
+                    self._record(parent[_FOLD])
+                    parent[_FOLD] = None
             stack.append(frame)
         lane.watermark = pending[count - 1][0] if count else lane.watermark
         del pending[:count]
@@ -173,9 +178,23 @@ class Aggregator:
             self.first_ts = ts
         if ts + dur > self.last_ts:
             self.last_ts = ts + dur
-        return [name, cat, event.get("pid"), ts, dur, ts + dur, 0.0, 0.0, region_parent, step, kind]
+        return [name, cat, event.get("pid"), ts, dur, ts + dur, 0.0, 0.0, region_parent, step, kind, 0, None]
 
-    def _close(self, frame: list[Any]) -> None:
+    def _close(self, frame: list[Any], parent: list[Any] | None) -> None:
+        """A frame ended. An op that is the only child of an op of the same name (a dispatcher
+        re-entering itself, e.g. ``aten::sum`` inside ``aten::sum``) is folded into its parent, as
+        ``torch.profiler``'s op table does: the parent takes over its children."""
+        folded = frame[_FOLD]
+        if folded is not None:
+            frame[_CHILD] = folded[_CHILD]
+            frame[_FOLD] = None
+        if (parent is not None and frame[_KIND] == _OP and parent[_KIND] == _OP and parent[_KIDS] == 1
+                and parent[_NAME] == frame[_NAME]):
+            parent[_FOLD] = frame
+            return
+        self._record(frame)
+
+    def _record(self, frame: list[Any]) -> None:
         kind = frame[_KIND]
         dur = frame[_DUR]
         if kind == _OP:
@@ -212,8 +231,10 @@ class Aggregator:
         """Flush every lane (call once, after the last event)."""
         for lane in self.lanes.values():
             self._advance(lane, len(lane.pending))
-            while lane.stack:
-                self._close(lane.stack.pop())
+            stack = lane.stack
+            while stack:
+                frame = stack.pop()
+                self._close(frame, stack[-1] if stack else None)
         return self
 
     # -- classification ---------------------------------------------------------------
