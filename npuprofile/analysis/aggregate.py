@@ -70,48 +70,65 @@ class Aggregator:
         self.first_ts = float("inf")
         self.last_ts = float("-inf")
         self._seq = 0
+        self._kinds: dict[Any, dict[str, tuple[int, int | None]]] = {}
 
     # -- feeding --------------------------------------------------------------------
-    def feed_all(self, events: Iterable[dict[str, Any]]) -> "Aggregator":
-        """Feed every event; return self (call :meth:`finish` after)."""
-        feed = self.feed
-        for event in events:
-            feed(event)
-        return self
-
     def feed(self, event: dict[str, Any]) -> None:
         """Take one event into account."""
-        ph = event.get("ph")
+        self.feed_all((event,))
+
+    def feed_all(self, events: Iterable[dict[str, Any]]) -> "Aggregator":
+        """Feed every event; return self (call :meth:`finish` after). The hot loop of trace analysis."""
         counts = self.counts
-        counts[ph] = counts.get(ph, 0) + 1
-        if ph == "X":
-            ts = event.get("ts")
-            dur = event.get("dur")
-            if ts is None or dur is None:
-                return
-            key = (event.get("pid"), event.get("tid"))
-            lane = self.lanes.get(key)
-            if lane is None:
-                lane = self.lanes[key] = _Lane()
-            if ts < lane.watermark:
-                self.late_events += 1
-                self._close(self._frame(event, ts, dur, None), None)
-                return
-            self._seq += 1
-            pending = lane.pending
-            pending.append((ts, -dur, self._seq, event))
-            if len(pending) >= 2 * WINDOW:
-                self._advance(lane, WINDOW)
-        elif ph == "M":
-            if event.get("name") in ("process_name", "process_labels"):
-                args = event.get("args") or {}
-                label = args.get("name") or args.get("labels")
-                if label:
-                    pid = event.get("pid")
-                    known = self.process_names.get(pid)
-                    self.process_names[pid] = f"{known} {label}" if known and label not in known else str(label)
-        elif ph in ("i", "I") and event.get("name") == "[memory]":
-            self._memory(event.get("args") or {})
+        lanes = self.lanes
+        limit = 2 * WINDOW
+        seq = self._seq
+        complete = 0
+        last_pid = last_tid = last_lane = None
+        for event in events:
+            ph = event.get("ph")
+            if ph == "X":
+                complete += 1
+                ts = event.get("ts")
+                dur = event.get("dur")
+                if ts is None or dur is None:
+                    continue
+                pid = event.get("pid")
+                tid = event.get("tid")
+                if pid == last_pid and tid == last_tid and last_lane is not None:
+                    lane = last_lane
+                else:
+                    lane = lanes.get((pid, tid))
+                    if lane is None:
+                        lane = lanes[(pid, tid)] = _Lane()
+                    last_pid, last_tid, last_lane = pid, tid, lane
+                if ts < lane.watermark:
+                    self.late_events += 1
+                    self._close(self._frame(event, ts, dur, None), None)
+                    continue
+                seq += 1
+                pending = lane.pending
+                pending.append((ts, -dur, seq, event))
+                if len(pending) >= limit:
+                    self._advance(lane, WINDOW)
+            else:
+                counts[ph] = counts.get(ph, 0) + 1
+                if ph == "M":
+                    self._metadata(event)
+                elif (ph == "i" or ph == "I") and event.get("name") == "[memory]":
+                    self._memory(event.get("args") or {})
+        self._seq = seq
+        counts["X"] = counts.get("X", 0) + complete
+        return self
+
+    def _metadata(self, event: dict[str, Any]) -> None:
+        if event.get("name") in ("process_name", "process_labels"):
+            args = event.get("args") or {}
+            label = args.get("name") or args.get("labels")
+            if label:
+                pid = event.get("pid")
+                known = self.process_names.get(pid)
+                self.process_names[pid] = f"{known} {label}" if known and label not in known else str(label)
 
     def _memory(self, args: dict[str, Any]) -> None:
         device = (args.get("Device Type"), args.get("Device Id"))
@@ -127,58 +144,78 @@ class Aggregator:
 
     # -- nesting --------------------------------------------------------------------
     def _advance(self, lane: _Lane, count: int) -> None:
+        """Take the first ``count`` pending events of a lane, in start order, onto its stack."""
+        if not count:
+            return
         pending = lane.pending
         pending.sort()  # (ts, -dur, seq, ...): seq is unique, so events are never compared
         stack = lane.stack
         close = self._close
-        frame_of = self._frame
+        kinds = self._kinds
+        last_end = self.last_ts
+        if pending[0][0] < self.first_ts:
+            self.first_ts = pending[0][0]
         for index in range(count):
             ts, negdur, _seq, event = pending[index]
             dur = -negdur
+            end = ts + dur
+            if end > last_end:
+                last_end = end
             while stack and stack[-1][_END] <= ts:
                 frame = stack.pop()
                 close(frame, stack[-1] if stack else None)
-            parent = stack[-1] if stack else None
-            frame = frame_of(event, ts, dur, parent)
-            if parent is not None:
+            name = event.get("name") or ""
+            cat = event.get("cat")
+            by_name = kinds.get(cat)
+            if by_name is None:
+                by_name = kinds[cat] = {}
+            kind_step = by_name.get(name)
+            if kind_step is None:
+                kind_step = by_name[name] = self._kind(name, cat)
+            kind, step = kind_step
+            if stack:
+                parent = stack[-1]
                 room = parent[_END] - ts
                 parent[_CHILD] += dur if dur < room else room
                 parent[_KIDS] += 1
                 if parent[_FOLD] is not None:  # a second child: the first is an op of its own after all
                     self._record(parent[_FOLD])
                     parent[_FOLD] = None
-            stack.append(frame)
-        lane.watermark = pending[count - 1][0] if count else lane.watermark
+                if kind == _STEPKIND:
+                    region_parent = None
+                else:
+                    step = parent[_STEP]
+                    region_parent = parent if parent[_KIND] == _REGION else parent[_RPARENT]
+            else:
+                region_parent = None
+            stack.append([name, cat, event.get("pid"), ts, dur, end, 0.0, 0.0, region_parent, step, kind, 0, None])
+        self.last_ts = last_end
+        lane.watermark = pending[count - 1][0]
         del pending[:count]
 
+    def _kind(self, name: str, cat: Any) -> tuple[int, int | None]:
+        """What an event of this name and category is: (kind, step number of a ProfilerStep)."""
+        if name.startswith(STEP_PREFIX):
+            try:
+                return _STEPKIND, int(name[len(STEP_PREFIX):])
+            except ValueError:
+                return _OTHER, None
+        if cat in REGION_CATEGORIES or name in self.extra_regions:
+            return _REGION, None
+        if cat in NOT_OPS:
+            return _OTHER, None
+        return _OP, None
+
     def _frame(self, event: dict[str, Any], ts: float, dur: float, parent: list[Any] | None) -> list[Any]:
+        """A frame for an event taken out of order (no parent, no children)."""
         name = event.get("name") or ""
         cat = event.get("cat")
-        if name.startswith(STEP_PREFIX):
-            kind = _STEPKIND
-        elif cat in REGION_CATEGORIES or name in self.extra_regions:
-            kind = _REGION
-        elif cat in NOT_OPS:
-            kind = _OTHER
-        else:
-            kind = _OP
-        if parent is None:
-            step = None
-            region_parent = None
-        else:
-            step = parent[_STEP]
-            region_parent = parent if parent[_KIND] == _REGION else parent[_RPARENT]
-        if kind == _STEPKIND:
-            try:
-                step = int(name[len(STEP_PREFIX):])
-            except ValueError:
-                kind = _OTHER
-            region_parent = None
+        kind, step = self._kind(name, cat)
         if ts < self.first_ts:
             self.first_ts = ts
         if ts + dur > self.last_ts:
             self.last_ts = ts + dur
-        return [name, cat, event.get("pid"), ts, dur, ts + dur, 0.0, 0.0, region_parent, step, kind, 0, None]
+        return [name, cat, event.get("pid"), ts, dur, ts + dur, 0.0, 0.0, None, step, kind, 0, None]
 
     def _close(self, frame: list[Any], parent: list[Any] | None) -> None:
         """A frame ended. An op that is the only child of an op of the same name (a dispatcher
@@ -188,9 +225,19 @@ class Aggregator:
         if folded is not None:
             frame[_CHILD] = folded[_CHILD]
             frame[_FOLD] = None
-        if (parent is not None and frame[_KIND] == _OP and parent[_KIND] == _OP and parent[_KIDS] == 1
-                and parent[_NAME] == frame[_NAME]):
-            parent[_FOLD] = frame
+        if frame[_KIND] == _OP:
+            if parent is not None and parent[_KIDS] == 1 and parent[_KIND] == _OP and parent[_NAME] == frame[_NAME]:
+                parent[_FOLD] = frame
+                return
+            dur = frame[_DUR]
+            key = (frame[_PID], frame[_CAT], frame[_NAME])
+            row = self.ops.get(key)
+            if row is None:
+                self.ops[key] = [1, dur, dur - frame[_CHILD]]
+            else:
+                row[0] += 1
+                row[1] += dur
+                row[2] += dur - frame[_CHILD]
             return
         self._record(frame)
 

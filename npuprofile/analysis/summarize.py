@@ -7,13 +7,15 @@ integer nanoseconds.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
+import gc
 import io
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 from .._output import atomic_write_text
 from .._summary import format_ns, render_table
@@ -263,8 +265,26 @@ def summarize(
 ) -> TraceSummary:
     """Stream the trace(s) at ``path`` (a file, a directory, or several) into a :class:`TraceSummary`.
 
-    ``progress(bytes_done, bytes_total)`` is called as the files are read.
+    ``progress(bytes_done, bytes_total)`` is called as the files are read. The
+    cyclic garbage collector is paused meanwhile (the events are acyclic, and
+    collections triggered by millions of fresh dicts would double the time).
     """
+    with _gc_paused():
+        return _summarize(path, top, progress)
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _summarize(path: Any, top: int, progress: Progress | None) -> TraceSummary:
     if isinstance(path, (str, os.PathLike)):
         files = find_traces(path)
     else:
