@@ -124,7 +124,7 @@ def _cards(summary: TraceSummary) -> str:
         ("regions", str(len(summary.regions))),
         ("traces", str(len(summary.sources))),
         ("events", f"{sum(s.events for s in summary.sources):,}"),
-        ("trace size", f"{size / 1e6:.1f} MB" if size >= 1e5 else f"{size / 1e3:.1f} KB"),
+        ("trace size", _bytes(size)),
     ]
     ranks = summary.metadata.get("ranks") or []
     if len(ranks) > 1:
