@@ -24,7 +24,8 @@ Public API (stable; other modules build on it):
   ``traceEvents``) or ``"array"`` (a top-level array, as in ``trace_view.json``).
 - :func:`find_traces(path)` -> list of trace files: the file itself, or the
   traces inside a directory (``*.pt.trace.json``, ``*.pt.trace.json.gz``,
-  ``*/ASCEND_PROFILER_OUTPUT/trace_view.json``).
+  ``*/ASCEND_PROFILER_OUTPUT/trace_view.json`` at any depth; failing those, the
+  ``*.json[.gz]`` files directly in it, summaries excepted).
 - ``progress`` callbacks receive ``(bytes_done, bytes_total)`` of the file on
   disk after each chunk.
 
@@ -72,11 +73,18 @@ def find_traces(path: str | os.PathLike[str]) -> list[Path]:
         for candidate in root.rglob(pattern):
             if candidate.is_file() and not candidate.name.startswith("."):
                 found.add(candidate)
+    if not found:  # e.g. export_chrome_trace("trace.json"): take the JSON files right in the directory
+        found = {c for c in root.iterdir() if c.is_file() and _plain_json(c.name)}
     if not found:
         raise TraceError(
             f"{root}: no trace files found (looked for {', '.join(TRACE_PATTERNS)})"
         )
     return sorted(found)
+
+
+def _plain_json(name: str) -> bool:
+    return (name.endswith((".json", ".json.gz")) and not name.startswith(".")
+            and not name.endswith(("summary.json", "summary.json.gz")))
 
 
 def iter_events(path: str | os.PathLike[str], progress: Progress | None = None) -> Iterator[dict[str, Any]]:
