@@ -19,6 +19,7 @@ from typing import Any, Callable, TypeVar, overload
 
 import wrapt
 
+from ._stats import Samples
 from .errors import RegionError
 
 logger = logging.getLogger("npuprofile")
@@ -28,12 +29,19 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: The active session's recorder, or empty. Its ``__len__`` is the decorator's enabled check.
 ACTIVE: "list[Recorder]" = []
 _CURRENT: "contextvars.ContextVar[Region | None]" = contextvars.ContextVar("npuprofile_region", default=None)
+_get_current = _CURRENT.get
+_set_current = _CURRENT.set
 
 
 class Recorder:
-    """What regions need from the active session: clock, markers, sync, and a buffer of closed regions."""
+    """What regions need from the active session: clock, markers, sync, and where timings go.
 
-    __slots__ = ("mark", "push", "pop", "synchronize", "buffer", "step", "closed", "timer", "on_error")
+    With a host clock, a region's duration is known at exit and recorded at
+    once into ``samples``. With a device clock (``deferred``), closed regions
+    wait in ``buffer`` until the session resolves their events in bulk.
+    """
+
+    __slots__ = ("mark", "push", "pop", "synchronize", "buffer", "samples", "deferred", "closed", "timer", "on_error")
 
     def __init__(
         self,
@@ -45,16 +53,25 @@ class Recorder:
     ) -> None:
         self.timer = timer
         self.mark = timer.mark
+        self.deferred = not timer.host_clock
         self.synchronize = synchronize
         self.push = push
         self.pop = pop
         self.buffer: list[Region] = []
-        self.step = 0
+        self.samples: dict[str, Samples] = {}
         self.closed = False
         self.on_error = on_error
 
+    def record(self, name: str, duration: int, self_ns: int) -> None:
+        """Add one closed region's timings."""
+        samples = self.samples.get(name)
+        if samples is None:
+            samples = self.samples.setdefault(name, Samples())
+        samples.durations.append(duration)
+        samples.selfs.append(self_ns)
+
     def drain(self) -> list["Region"]:
-        """Take the regions closed so far, safe against threads appending meanwhile."""
+        """Take the deferred regions closed so far, safe against threads appending meanwhile."""
         count = len(self.buffer)
         taken = self.buffer[:count]
         del self.buffer[:count]
@@ -71,16 +88,16 @@ class Recorder:
 class Region:
     """One timed range of code. Use :func:`profile_region` to make one."""
 
-    __slots__ = ("name", "sync", "recorder", "parent", "start", "end", "child_ns", "handle", "step", "state")
+    __slots__ = ("name", "sync", "recorder", "parent", "start", "end", "child_ns", "handle", "state")
 
     # state: 0 = not entered, 1 = open, 2 = closed
 
-    def __init__(self, recorder: Recorder, name: str, sync: bool) -> None:
+    def __init__(self, recorder: Recorder, name: str, sync: bool = False) -> None:
         self.recorder = recorder
         self.name = name
         self.sync = sync
-        self.child_ns = 0
         self.state = 0
+        self.child_ns = 0
         self.handle: Any = None
 
     def __enter__(self) -> "Region":
@@ -90,7 +107,6 @@ class Region:
         self.parent = _CURRENT.get()
         _CURRENT.set(self)
         self.state = 1
-        self.step = recorder.step
         if self.sync:
             recorder.synchronize()
         push = recorder.push
@@ -106,7 +122,9 @@ class Region:
         recorder = self.recorder
         if self.sync:
             recorder.synchronize()
-        end = recorder.mark()
+        self._exit_slow(recorder.mark())
+
+    def _exit_slow(self, end: Any) -> None:
         if self.state != 1:
             if self.state == 2:
                 logger.debug("npuprofile: region %r exited twice; the second exit is ignored", self.name)
@@ -121,16 +139,23 @@ class Region:
     def _close(self, end: Any) -> None:
         self.end = end
         self.state = 2
-        if self.handle is not None:
-            pop = self.recorder.pop
+        recorder = self.recorder
+        if getattr(self, "handle", None) is not None:
+            pop = recorder.pop
             if pop is not None:
                 try:
                     pop(self.handle)
                 except Exception as exc:
-                    self.recorder.marker_failed("range_pop", exc)
+                    recorder.marker_failed("range_pop", exc)
             self.handle = None
-        if not self.recorder.closed:
-            self.recorder.buffer.append(self)
+        if recorder.deferred:
+            recorder.buffer.append(self)
+            return
+        duration = end - self.start
+        parent = self.parent
+        if parent is not None:
+            parent.child_ns += duration
+        recorder.record(self.name, duration, duration - self.child_ns)
 
     def _close_children(self, current: "Region | None", end: Any) -> bool:
         """Closed out of order: close the regions still open above this one, at this one's end.
@@ -157,6 +182,47 @@ class Region:
 
     def __repr__(self) -> str:
         return f"<Region {self.name!r} {('new', 'open', 'closed')[self.state]}>"
+
+
+class TimedRegion(Region):
+    """A region that only takes host clock marks (no markers, no sync): the lean path.
+
+    Its duration is known at exit and goes straight into the session's samples.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, recorder: Recorder, name: str) -> None:  # noqa: D107 - minimal on purpose
+        self.recorder = recorder
+        self.name = name
+        self.state = 0
+        self.child_ns = 0
+
+    def __enter__(self) -> "Region":
+        if self.state:
+            return Region.__enter__(self)  # raises: entered twice
+        self.state = 1
+        self.parent = _get_current()
+        _set_current(self)
+        self.start = self.recorder.mark()
+        return self
+
+    def __exit__(self, exc_type: Any = None, exc: Any = None, tb: Any = None) -> None:
+        recorder = self.recorder
+        end = recorder.mark()
+        if self.state != 1 or _get_current() is not self:
+            return self._exit_slow(end)
+        parent = self.parent
+        _set_current(parent)
+        self.state = 2
+        duration = end - self.start
+        if parent is not None:
+            parent.child_ns += duration
+        samples = recorder.samples.get(self.name)
+        if samples is None:
+            samples = recorder.samples.setdefault(self.name, Samples())
+        samples.durations.append(duration)
+        samples.selfs.append(duration - self.child_ns)
 
 
 class _IdleRegion:
@@ -186,7 +252,10 @@ def profile_region(name: str, *, sync: bool = False) -> Any:
         raise RegionError(f"profile_region name must be a non-empty str, got {name!r}")
     if not ACTIVE:
         return IDLE_REGION
-    return Region(ACTIVE[0], name, sync)
+    recorder = ACTIVE[0]
+    if sync or recorder.push is not None or recorder.deferred:
+        return Region(recorder, name, sync)
+    return TimedRegion(recorder, name)
 
 
 def current_region() -> Region | None:
@@ -197,8 +266,20 @@ def current_region() -> Region | None:
 # -- the decorator ---------------------------------------------------------------------------
 
 
+_FUNCTION_TYPE = type(lambda: None)
+
+
 class ProfiledFunction(wrapt.FunctionWrapper):
     """A function wrapped by ``@profiled``: behaves as the function (signature, ``inspect``, methods)."""
+
+    def __get__(self, instance: Any, owner: Any = None) -> Any:
+        # Idle, a method lookup returns the plain bound method: binding through
+        # wrapt costs microseconds, and with no session there is nothing to time.
+        if instance is not None and not ACTIVE:
+            wrapped = self.__wrapped__
+            if wrapped.__class__ is _FUNCTION_TYPE:
+                return wrapped.__get__(instance, owner)
+        return super().__get__(instance, owner)
 
     def __reduce_ex__(self, protocol: int) -> Any:
         # Pickle by reference, as plain functions are: the module attribute is this wrapper.
@@ -212,7 +293,9 @@ def _plain_wrapper(name: str, sync: bool) -> Callable[..., Any]:
     def call(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
         if not ACTIVE:
             return wrapped(*args, **kwargs)
-        with Region(ACTIVE[0], name, sync):
+        recorder = ACTIVE[0]
+        lean = not (sync or recorder.push is not None or recorder.deferred)
+        with TimedRegion(recorder, name) if lean else Region(recorder, name, sync):
             return wrapped(*args, **kwargs)
 
     return call
