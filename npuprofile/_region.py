@@ -13,11 +13,8 @@ own nesting.
 from __future__ import annotations
 
 import contextvars
-import inspect
 import logging
 from typing import Any, Callable, TypeVar, overload
-
-import wrapt
 
 from ._stats import Samples
 from .errors import RegionError
@@ -267,26 +264,38 @@ def current_region() -> Region | None:
 
 
 _FUNCTION_TYPE = type(lambda: None)
+_PROFILED_FUNCTION: Any = None
 
 
-class ProfiledFunction(wrapt.FunctionWrapper):
-    """A function wrapped by ``@profiled``: behaves as the function (signature, ``inspect``, methods)."""
+def profiled_function_type() -> Any:
+    """The wrapper class ``@profiled`` returns (built on first use, so importing npuprofile skips wrapt)."""
+    global _PROFILED_FUNCTION
+    if _PROFILED_FUNCTION is not None:
+        return _PROFILED_FUNCTION
+    import wrapt
 
-    def __get__(self, instance: Any, owner: Any = None) -> Any:
-        # Idle, a method lookup returns the plain bound method: binding through
-        # wrapt costs microseconds, and with no session there is nothing to time.
-        if instance is not None and not ACTIVE:
-            wrapped = self.__wrapped__
-            if wrapped.__class__ is _FUNCTION_TYPE:
-                return wrapped.__get__(instance, owner)
-        return super().__get__(instance, owner)
+    class ProfiledFunction(wrapt.FunctionWrapper):
+        """A function wrapped by ``@profiled``: behaves as the function (signature, ``inspect``, methods)."""
 
-    def __reduce_ex__(self, protocol: int) -> Any:
-        # Pickle by reference, as plain functions are: the module attribute is this wrapper.
-        return self.__qualname__
+        def __get__(self, instance: Any, owner: Any = None) -> Any:
+            # Idle, a method lookup returns the plain bound method: binding through
+            # wrapt costs microseconds, and with no session there is nothing to time.
+            if instance is not None and not ACTIVE:
+                wrapped = self.__wrapped__
+                if wrapped.__class__ is _FUNCTION_TYPE:
+                    return wrapped.__get__(instance, owner)
+            return super().__get__(instance, owner)
 
-    def __reduce__(self) -> Any:
-        return self.__qualname__
+        def __reduce_ex__(self, protocol: int) -> Any:
+            # Pickle by reference, as plain functions are: the module attribute is this wrapper.
+            return self.__qualname__
+
+        def __reduce__(self) -> Any:
+            return self.__qualname__
+
+    ProfiledFunction.__module__ = __name__
+    _PROFILED_FUNCTION = ProfiledFunction
+    return ProfiledFunction
 
 
 def _plain_wrapper(name: str, sync: bool) -> Callable[..., Any]:
@@ -370,6 +379,8 @@ async def _timed_async_generator(generator: Any, name: str, sync: bool) -> Any:
 
 
 def _wrapper_for(func: Callable[..., Any]) -> Callable[[str, bool], Callable[..., Any]]:
+    import inspect
+
     if inspect.isasyncgenfunction(func):
         return _async_generator_wrapper
     if inspect.iscoroutinefunction(func):
@@ -422,4 +433,4 @@ def _decorate(func: Any, name: str | None, sync: bool) -> Any:
         return func
     region_name = name or getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or repr(func)
     wrapper = _wrapper_for(func)(region_name, sync)
-    return ProfiledFunction(func, wrapper, enabled=ACTIVE.__len__)
+    return profiled_function_type()(func, wrapper, enabled=ACTIVE.__len__)
