@@ -57,7 +57,7 @@ class Session:
         self._step_mark: Any = None
         self._step = 0
         self._discard_below = 0
-        self._ops: list[OpStat] = []
+        self._ops: list[OpStat] | None = None
         self._started_at: float | None = None
         self._stopped_at: float | None = None
         self._reported: set[str] = set()
@@ -122,7 +122,7 @@ class Session:
                     lambda: adapter.create_profiler(self.config, self.adapter_options, self._guarded_handler(handler)),
                 )
                 if self._profiler is not None and self._guard("start profiler", self._profiler.start, ok=True):
-                    push, pop = adapter.range_push, adapter.range_pop
+                    push, pop = adapter.range_markers()
                 else:
                     self._profiler = None
             self._recorder = Recorder(timer, adapter.synchronize, push, pop, on_error=self._marker_error)
@@ -154,7 +154,6 @@ class Session:
                 self._guard("stop profiler", self._profiler.stop)
                 assert self.adapter is not None
                 self._guard("collect traces", lambda: self.adapter.collect_traces(self._sink, self.adapter_options))
-                self._ops = self._guard("read op table", lambda: self.adapter.op_table(self._profiler, TOP_OPS)) or []
             self._fold(recorder, final=True)
             if self._save_summary():
                 self._guard("write summary", self._write_summary)
@@ -199,13 +198,25 @@ class Session:
     # -- results ------------------------------------------------------------------------
     def summary(self) -> Summary:
         """Region statistics so far (plus top ops once a tracing session has stopped)."""
+        return self._summary(with_ops=True)
+
+    def _summary(self, with_ops: bool) -> Summary:
         recorder = self._recorder
         if recorder is not None and not recorder.closed:
             self._fold(recorder)
         with self._lock:
             samples = recorder.samples if recorder is not None else {}
             regions = [entry.stats(name) for name, entry in list(samples.items()) if len(entry)]
-            return Summary(regions, self._ops, list(self._steps), self.metadata())
+            ops = self._op_table() if with_ops else []
+            return Summary(regions, ops, list(self._steps), self.metadata())
+
+    def _op_table(self) -> list[OpStat]:
+        """Top ops of a stopped tracing session, read from the profiler once, on first request."""
+        if self._ops is None and self.state == "stopped" and self._profiler is not None:
+            adapter = self.adapter
+            assert adapter is not None
+            self._ops = self._guard("read op table", lambda: adapter.op_table(self._profiler, TOP_OPS)) or []
+        return self._ops or []
 
     def metadata(self) -> dict[str, Any]:
         """Run facts for summaries and reports."""
@@ -277,7 +288,9 @@ class Session:
         return self.config.trace
 
     def _write_summary(self) -> None:
-        summary = self.summary()
+        # Top ops stay out of the file: reading them costs as much as a trace export,
+        # and `npuprofile summarize` derives them from the trace itself.
+        summary = self._summary(with_ops=False)
         base = self.config.output_dir / self.file_stem
         json_path = Path(f"{base}.summary.json")
         text_path = Path(f"{base}.summary.txt")
