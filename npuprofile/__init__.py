@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from . import errors
 from ._config import Config, Schedule, enabled_from_env, schedule
+from ._gather import AllRanksSummary, Straggler
 from ._region import current_region, profile_region, profiled
 from ._registry import BackendInfo, Registry, backends
 from ._session import Session, session
@@ -24,6 +25,7 @@ _region_module.ENABLED_AT_IMPORT = enabled_from_env()
 
 __all__ = [
     "Adapter",
+    "AllRanksSummary",
     "BackendInfo",
     "Config",
     "HostTimer",
@@ -31,6 +33,7 @@ __all__ = [
     "RegionStats",
     "Registry",
     "Schedule",
+    "Straggler",
     "Session",
     "StepStat",
     "Summary",

@@ -202,14 +202,24 @@ class Session:
         self.stop()
 
     # -- results ------------------------------------------------------------------------
-    def summary(self) -> Summary:
-        """Region statistics so far (plus top ops once a tracing session has stopped)."""
+    def summary(self, all_ranks: bool = False) -> Summary:
+        """Region statistics so far (plus top ops once a tracing session has stopped).
+
+        ``all_ranks=True`` gathers the statistics of every rank of the default
+        ``torch.distributed`` group (a collective: every rank must call it, selected
+        or not) and returns an :class:`~npuprofile.AllRanksSummary`.
+        """
         recorder = self._recorder
         if recorder is not None and not recorder.closed:
             self._fold(recorder)
         with self._lock:
             regions = [_copy_stats(s) for s in self._stats.values()]
-            return Summary(regions, self._ops, list(self._steps), self.metadata())
+            local = Summary(regions, self._ops, list(self._steps), self.metadata())
+        if all_ranks:
+            from ._gather import gather_summary
+
+            return gather_summary(local, selected=self.selected)
+        return local
 
     def metadata(self) -> dict[str, Any]:
         """Run facts for summaries and reports."""
