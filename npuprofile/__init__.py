@@ -10,6 +10,7 @@ from __future__ import annotations
 from . import errors
 from ._config import Config, Schedule, enabled_from_env, schedule
 from ._gather import AllRanksSummary, Straggler
+from ._on_demand import OnDemand, on_demand
 from ._region import current_region, profile_region, profiled
 from ._registry import BackendInfo, Registry, backends
 from ._session import Session, session
@@ -29,6 +30,7 @@ __all__ = [
     "BackendInfo",
     "Config",
     "HostTimer",
+    "OnDemand",
     "OpStat",
     "RegionStats",
     "Registry",
@@ -41,6 +43,7 @@ __all__ = [
     "backends",
     "current_region",
     "errors",
+    "on_demand",
     "profile_region",
     "profiled",
     "schedule",

@@ -29,7 +29,7 @@ import npuprofile as npp
 def work(rank: int, slow_rank: int) -> None:
     with npp.profile_region("compute"):
         torch.ones(32, 32) @ torch.ones(32, 32)
-        time.sleep(0.03 if rank == slow_rank else 0.002)
+        time.sleep(0.06 if rank == slow_rank else 0.001)
     with npp.profile_region("allreduce"):
         dist.all_reduce(torch.ones(4))
 
@@ -42,7 +42,7 @@ def main() -> None:
     slow_rank = int(os.environ.get("SLOW_RANK", "-1"))
     if scenario == "steps":
         with npp.session(output_dir=out) as s:
-            for _ in s.steps(range(steps)):
+            for _ in s.steps(range(steps), warmup=1):
                 work(rank, slow_rank)
         (out / f"session.rank{rank}.json").write_text(
             json.dumps({"run_id": s.run_id, "selected": s.selected, "traces": [str(p) for p in s.trace_paths]})
@@ -51,6 +51,13 @@ def main() -> None:
         if rank == 0:
             summary.to_json(out / "all_ranks.json")
             (out / "all_ranks.txt").write_text(str(summary))
+        selected_dir = Path(os.environ["SELECT_DIR"])
+        with npp.session(output_dir=selected_dir, ranks=os.environ["SELECT"], trace=True) as chosen:
+            for _ in chosen.steps(range(2)):
+                work(rank, slow_rank)
+        gathered = chosen.summary(all_ranks=True)
+        if rank == 0:
+            gathered.to_json(selected_dir / "all_ranks.json")
     elif scenario == "die":
         die_rank, die_after = int(os.environ["DIE_RANK"]), int(os.environ["DIE_AFTER"])
         with npp.session(output_dir=out, schedule=npp.schedule(active=2)) as s:
