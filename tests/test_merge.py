@@ -133,7 +133,7 @@ def test_progress_reports_every_byte(tmp_path: Path) -> None:
 
 def test_memory_does_not_grow_with_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Reads go in chunks; small chunks let a small test see whether memory follows the input or the chunk.
-    monkeypatch.setattr(events_module, "CHUNK_BYTES", 1 << 16)
+    monkeypatch.setattr(events_module, "CHUNK_BYTES", 1 << 14)
 
     def peak_for(events: int) -> tuple[int, int]:
         directory = tmp_path / f"n{events}"
@@ -153,8 +153,8 @@ def test_memory_does_not_grow_with_input(tmp_path: Path, monkeypatch: pytest.Mon
         tracemalloc.stop()
         return peak, sum(p.stat().st_size for p in paths)
 
-    small_peak, small_size = peak_for(10_000)
-    big_peak, big_size = peak_for(40_000)
+    small_peak, small_size = peak_for(8_000)
+    big_peak, big_size = peak_for(32_000)
     assert big_size > 3.5 * small_size
     assert big_peak < small_peak * 1.5 + (1 << 20), (small_peak, big_peak)
     assert big_peak < big_size  # parsed events take several times their JSON size: they are not all kept
