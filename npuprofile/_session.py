@@ -21,7 +21,6 @@ from ._dist import default_run_id, rank_and_world_size
 from ._output import TraceSink, atomic_write_text, default_stem
 from ._region import ACTIVE, Recorder
 from ._registry import backends
-from ._stats import RegionStats
 from ._summary import StepStat, Summary
 from .adapters.base import Adapter, OpStat
 from .errors import ConfigError, NpuProfileError, SessionError
@@ -54,10 +53,8 @@ class Session:
         self._sink: TraceSink | None = None
         self._profiler: Any = None
         self._recorder: Recorder | None = None
-        self._stats: dict[str, RegionStats] = {}
         self._steps: list[StepStat] = []
-        self._step_regions: dict[int, dict[str, int]] = {}
-        self._step_marks: list[Any] = []
+        self._step_mark: Any = None
         self._step = 0
         self._discard_below = 0
         self._ops: list[OpStat] = []
@@ -129,7 +126,7 @@ class Session:
                 else:
                     self._profiler = None
             self._recorder = Recorder(timer, adapter.synchronize, push, pop, on_error=self._marker_error)
-            self._step_marks = [timer.mark()]
+            self._step_mark = timer.mark()
             ACTIVE.append(self._recorder)
             self.state = "running"
         from . import _lifecycle
@@ -176,10 +173,8 @@ class Session:
         if self._profiler is not None:
             self._guard("profiler step", self._profiler.step)
         with self._lock:
-            self._step_marks.append(recorder.mark())
+            self._close_step(recorder, recorder.mark())
             self._step += 1
-            recorder.step = self._step
-        self._fold(recorder)
 
     def steps(self, iterable: Iterable[T], *, warmup: int = 0) -> Iterator[T]:
         """Yield each item of ``iterable`` and call :meth:`step` after it.
@@ -213,7 +208,8 @@ class Session:
         if recorder is not None and not recorder.closed:
             self._fold(recorder)
         with self._lock:
-            regions = [_copy_stats(s) for s in self._stats.values()]
+            samples = recorder.samples if recorder is not None else {}
+            regions = [entry.stats(name) for name, entry in list(samples.items()) if len(entry)]
             local = Summary(regions, self._ops, list(self._steps), self.metadata())
         if all_ranks:
             from ._gather import gather_summary
@@ -249,41 +245,33 @@ class Session:
 
     # -- internals --------------------------------------------------------------------------
     def _fold(self, recorder: Recorder, final: bool = False) -> None:
-        """Resolve closed regions and step marks into statistics."""
+        """Resolve deferred (device-clock) regions into the recorder's samples."""
         with self._lock:
-            if not recorder.timer.host_clock or final:
+            if recorder.deferred or final:
                 self._guard("resolve timings", recorder.timer.flush)
-            regions = recorder.drain()
             elapsed = recorder.timer.elapsed_ns
-            for region in regions:
+            for region in recorder.drain():
                 try:
-                    duration = elapsed(region.start, region.end)
+                    duration = int(elapsed(region.start, region.end))
                 except Exception as exc:  # an unreadable device event: skip it, say so once
                     self._report("resolve timings", exc)
                     continue
                 parent = region.parent
-                if parent is not None:
+                if parent is not None:  # children close, and are resolved, before their parents
                     parent.child_ns += duration
-                if region.step < self._discard_below:
-                    continue
-                stats = self._stats.get(region.name)
-                if stats is None:
-                    stats = self._stats[region.name] = RegionStats(region.name)
-                stats.add(duration, duration - region.child_ns)
-                per_step = self._step_regions.setdefault(region.step, {})
-                per_step[region.name] = per_step.get(region.name, 0) + duration
+                recorder.record(region.name, duration, duration - region.child_ns)
                 region.parent = None  # let finished chains be freed
-            marks = self._step_marks
-            while len(marks) > 1:
-                index = self._step - len(marks) + 1
-                start, end = marks[0], marks[1]
-                del marks[0]
-                if index < self._discard_below:
-                    self._step_regions.pop(index, None)
-                    continue
-                self._steps.append(
-                    StepStat(index, int(elapsed(start, end)), self._step_regions.pop(index, {}))
-                )
+
+    def _close_step(self, recorder: Recorder, end_mark: Any) -> None:
+        """Turn the step that just ended into a StepStat (or drop it during warm-up)."""
+        self._fold(recorder)
+        index = self._step
+        keep = index >= self._discard_below
+        totals = {name: samples.close_step(keep) for name, samples in list(recorder.samples.items())}
+        start_mark, self._step_mark = self._step_mark, end_mark
+        if keep:
+            duration = int(recorder.timer.elapsed_ns(start_mark, end_mark))
+            self._steps.append(StepStat(index, duration, {k: v for k, v in totals.items() if v}))
 
     def _close_open_regions(self, recorder: Recorder) -> None:
         node = _region.current_region()
@@ -341,12 +329,6 @@ class Session:
     def __repr__(self) -> str:
         backend = self.adapter.name if self.adapter is not None else None
         return f"<Session {self.state} backend={backend!r} run_id={self.run_id!r} rank={self.rank}>"
-
-
-def _copy_stats(stats: RegionStats) -> RegionStats:
-    copy = RegionStats(stats.name)
-    copy.merge(stats)
-    return copy
 
 
 def session(
