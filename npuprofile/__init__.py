@@ -38,10 +38,16 @@ _LAZY = {
     "HostTimer": ".adapters.base",
     "OpStat": ".adapters.base",
     "Timer": ".adapters.base",
+    "AllRanksSummary": "._gather",
+    "Straggler": "._gather",
+    "OnDemand": "._on_demand",
+    "on_demand": "._on_demand",
 }
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from ._config import Config, Schedule, schedule
+    from ._gather import AllRanksSummary, Straggler
+    from ._on_demand import OnDemand, on_demand
     from ._registry import BackendInfo, Registry, backends
     from ._session import Session, session
     from ._stats import RegionStats
@@ -64,13 +70,16 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "Adapter",
+    "AllRanksSummary",
     "BackendInfo",
     "Config",
     "HostTimer",
+    "OnDemand",
     "OpStat",
     "RegionStats",
     "Registry",
     "Schedule",
+    "Straggler",
     "Session",
     "StepStat",
     "Summary",
@@ -78,6 +87,7 @@ __all__ = [
     "backends",
     "current_region",
     "errors",
+    "on_demand",
     "profile_region",
     "profiled",
     "schedule",

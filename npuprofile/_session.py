@@ -196,9 +196,19 @@ class Session:
         self.stop()
 
     # -- results ------------------------------------------------------------------------
-    def summary(self) -> Summary:
-        """Region statistics so far (plus top ops once a tracing session has stopped)."""
-        return self._summary(with_ops=True)
+    def summary(self, all_ranks: bool = False) -> Summary:
+        """Region statistics so far (plus top ops once a tracing session has stopped).
+
+        ``all_ranks=True`` gathers the statistics of every rank of the default
+        ``torch.distributed`` group (a collective: every rank must call it, selected
+        or not) and returns an :class:`~npuprofile.AllRanksSummary`.
+        """
+        local = self._summary(with_ops=True)
+        if all_ranks:
+            from ._gather import gather_summary
+
+            return gather_summary(local, selected=self.selected)
+        return local
 
     def _summary(self, with_ops: bool) -> Summary:
         recorder = self._recorder
