@@ -355,3 +355,13 @@ def test_random_thread_interleavings_keep_exact_counts(plan) -> None:
     assert errors == []
     expected = {f"t{i}.d{d}": repeats for i, (depth, repeats, _) in enumerate(plan) for d in range(1, depth + 1) if repeats}
     assert {r.name: r.count for r in s.summary().regions} == expected
+
+
+def test_strict_stop_failure_still_saves_summary(tmp_path) -> None:
+    faulty("stop")
+    session = npp.session(backend="faulty", output_dir=tmp_path, strict=True).start()
+    workload()
+    with pytest.raises(SessionError, match="profiler stop failed"):
+        session.stop()
+    assert session.summary_paths and all(p.exists() for p in session.summary_paths)
+    assert session.state == "stopped" and npp.current_region() is None
