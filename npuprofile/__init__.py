@@ -22,6 +22,10 @@ from . import _region as _region_module
 
 _region_module.ENABLED_AT_IMPORT = enabled_from_env()
 
+from . import _compile as _compile_module
+
+_compile_module.install()  # only does something when torch is already imported
+
 __all__ = [
     "Adapter",
     "BackendInfo",

@@ -12,6 +12,7 @@ own nesting.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import inspect
 import logging
@@ -19,6 +20,7 @@ from typing import Any, Callable, TypeVar, overload
 
 import wrapt
 
+from . import _compile
 from .errors import RegionError
 
 logger = logging.getLogger("npuprofile")
@@ -159,19 +161,10 @@ class Region:
         return f"<Region {self.name!r} {('new', 'open', 'closed')[self.state]}>"
 
 
-class _IdleRegion:
-    """The shared do-nothing region handed out while no session is active."""
-
-    __slots__ = ()
-
-    def __enter__(self) -> "_IdleRegion":
-        return self
-
-    def __exit__(self, exc_type: Any = None, exc: Any = None, tb: Any = None) -> None:
-        return None
-
-
-IDLE_REGION = _IdleRegion()
+#: The shared do-nothing region handed out while no session is active. A plain
+#: ``contextlib.nullcontext`` because Dynamo can trace that one (``fullgraph=True``)
+#: even though it was created outside the compiled function.
+IDLE_REGION = contextlib.nullcontext()
 
 
 def profile_region(name: str, *, sync: bool = False) -> Any:
@@ -187,6 +180,13 @@ def profile_region(name: str, *, sync: bool = False) -> Any:
     if not ACTIVE:
         return IDLE_REGION
     return Region(ACTIVE[0], name, sync)
+
+
+@_compile.stand_in(profile_region)
+def _profile_region_in_graph(name: str, *, sync: bool = False) -> Any:
+    """What Dynamo traces instead of :func:`profile_region`: a no-op that is noted once."""
+    _compile.note_compiled(name)
+    return IDLE_REGION
 
 
 def current_region() -> Region | None:
@@ -206,6 +206,21 @@ class ProfiledFunction(wrapt.FunctionWrapper):
 
     def __reduce__(self) -> Any:
         return self.__qualname__
+
+    @property
+    def _torchdynamo_inline(self) -> Callable[..., Any]:
+        # Dynamo sees through the wrapper (it reports the wrapped function's class) and
+        # would inline the bare function; this hook makes it inline this stand-in instead,
+        # so the region is noted rather than silently dropped. Eager calls never read it.
+        name = self._self_region_name
+        wrapped = self.__wrapped__
+
+        def in_graph(*args: Any, **kwargs: Any) -> Any:
+            if _compile.READY:
+                _compile.note_compiled(name)
+            return wrapped(*args, **kwargs)
+
+        return in_graph
 
 
 def _plain_wrapper(name: str, sync: bool) -> Callable[..., Any]:
@@ -339,4 +354,10 @@ def _decorate(func: Any, name: str | None, sync: bool) -> Any:
         return func
     region_name = name or getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or repr(func)
     wrapper = _wrapper_for(func)(region_name, sync)
-    return ProfiledFunction(func, wrapper, enabled=ACTIVE.__len__)
+    profiled_function = ProfiledFunction(func, wrapper, enabled=ACTIVE.__len__)
+    profiled_function._self_region_name = region_name
+    return profiled_function
+
+
+# ``torch.compile(profiled_function)``: run the wrapper eagerly and compile the function it calls.
+_compile.skip_frame_of(_plain_wrapper("", False))
