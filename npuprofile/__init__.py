@@ -8,7 +8,9 @@ timer, with ``trace=False``) through the adapter registered for the device.
 from __future__ import annotations
 
 from . import errors
+from ._bench import BenchResult, bench
 from ._config import Config, Schedule, enabled_from_env, schedule
+from ._modules import ModuleProfile, profile_module
 from ._region import current_region, profile_region, profiled
 from ._registry import BackendInfo, Registry, backends
 from ._session import Session, session
@@ -29,8 +31,10 @@ _compile_module.install()  # only does something when torch is already imported
 __all__ = [
     "Adapter",
     "BackendInfo",
+    "BenchResult",
     "Config",
     "HostTimer",
+    "ModuleProfile",
     "OpStat",
     "RegionStats",
     "Registry",
@@ -40,8 +44,10 @@ __all__ = [
     "Summary",
     "Timer",
     "backends",
+    "bench",
     "current_region",
     "errors",
+    "profile_module",
     "profile_region",
     "profiled",
     "schedule",
