@@ -11,8 +11,11 @@ To time compiled code, put the region outside the graph: around the call of
 the compiled function, or ``@profiled`` on a function that is then compiled
 (the wrapper stays outside the graph and times each compiled call).
 
-Nothing here imports torch until :func:`install` runs, which happens when a
-session starts or a module is profiled, and only once torch has been imported.
+Nothing here imports torch or Dynamo: :func:`install` (run at import, at
+session start and by ``profile_module``) registers with Dynamo only once
+``torch._dynamo`` has been imported by someone else (``torch.compile`` does
+that on first use); before that it arms a one-shot import hook that installs
+right after ``torch._dynamo`` loads.
 The hooks used are ``torch.compiler.substitute_in_graph`` (Dynamo traces a
 no-op stand-in instead of a region entry point), ``assume_constant_result``
 (the note runs once, at trace time) and a Dynamo skip of the ``@profiled``
@@ -21,6 +24,8 @@ wrapper's frame.
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.util
 import logging
 import sys
 import threading
@@ -81,9 +86,12 @@ def skip_frame_of(function: Callable[..., Any]) -> None:
 
 
 def install() -> None:
-    """Register the stand-ins with Dynamo, once, if torch is imported (cheap after the first call)."""
+    """Register the stand-ins with Dynamo once it is loaded; until then, wait for its import (cheap)."""
     global _INSTALLED, READY
-    if _INSTALLED or "torch" not in sys.modules:
+    if _INSTALLED:
+        return
+    if "torch._dynamo" not in sys.modules:
+        _arm_import_hook()
         return
     with _LOCK:
         if _INSTALLED:
@@ -120,3 +128,42 @@ def _apply_skip(function: Callable[..., Any]) -> None:
         skip_code(function.__code__)
     except Exception as exc:
         logger.debug("npuprofile: could not mark %r to run outside compiled graphs: %s", function, exc)
+
+
+class _InstallAfterDynamo(importlib.abc.MetaPathFinder):
+    """A one-shot import hook: when ``torch._dynamo`` is imported, run :func:`install` right after."""
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
+        if fullname != "torch._dynamo":
+            return None
+        _disarm_import_hook()
+        spec = importlib.util.find_spec(fullname)
+        loader = getattr(spec, "loader", None)
+        if loader is None or not hasattr(loader, "exec_module"):
+            return spec
+        run_module = loader.exec_module
+
+        def exec_module(module: Any) -> None:
+            run_module(module)
+            try:
+                install()
+            except Exception as exc:  # never break the user's import
+                logger.debug("npuprofile: compile support not installed: %s", exc)
+
+        loader.exec_module = exec_module
+        return spec
+
+
+_HOOK = _InstallAfterDynamo()
+
+
+def _arm_import_hook() -> None:
+    with _LOCK:
+        if _HOOK not in sys.meta_path:
+            sys.meta_path.insert(0, _HOOK)
+
+
+def _disarm_import_hook() -> None:
+    with _LOCK:
+        if _HOOK in sys.meta_path:
+            sys.meta_path.remove(_HOOK)

@@ -59,8 +59,6 @@ def atomic_write_text(path: Path, text: str) -> Path:
     def write(tmp: Path) -> None:
         with open(tmp, "w", encoding="utf-8") as handle:
             handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
 
     return atomic_write(path, write)
 
