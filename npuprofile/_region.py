@@ -113,7 +113,12 @@ class Region:
             try:
                 self.handle = push(self.name)
             except Exception as exc:
-                recorder.marker_failed("range_push", exc)
+                try:
+                    recorder.marker_failed("range_push", exc)
+                except BaseException:
+                    _CURRENT.set(self.parent)  # strict mode: leave the stack as it was
+                    self.state = 2
+                    raise
         self.start = recorder.mark()
         return self
 

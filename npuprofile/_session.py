@@ -151,16 +151,28 @@ class Session:
                 ACTIVE.clear()
             recorder.closed = True
             self._stopped_at = time.time()
+            adapter = self.adapter
+            assert adapter is not None
+            # In strict mode a failing step must not keep the later ones from
+            # saving what was collected: run them all, then raise the first error.
+            steps: list[tuple[str, Callable[[], Any]]] = []
             if self._profiler is not None:
-                self._guard("stop profiler", self._profiler.stop)
-                assert self.adapter is not None
-                self._guard("collect traces", lambda: self.adapter.collect_traces(self._sink, self.adapter_options))
-            self._fold(recorder, final=True)
+                steps.append(("stop profiler", self._profiler.stop))
+                steps.append(("collect traces", lambda: adapter.collect_traces(self._sink, self.adapter_options)))
+            steps.append(("resolve timings", lambda: self._fold(recorder, final=True)))
             if self._save_summary():
-                self._guard("write summary", self._write_summary)
+                steps.append(("write summary", self._write_summary))
+            first_error: BaseException | None = None
+            for action, call in steps:
+                try:
+                    self._guard(action, call)
+                except Exception as exc:
+                    first_error = first_error or exc
         from . import _lifecycle
 
         _lifecycle.untrack(self)
+        if first_error is not None:
+            raise first_error
         return self
 
     def step(self) -> None:

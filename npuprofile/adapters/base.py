@@ -190,9 +190,3 @@ class Adapter(abc.ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
-
-
-def ensure_dir(path: Path) -> Path:
-    """Create ``path`` (and parents) if missing; return it."""
-    path.mkdir(parents=True, exist_ok=True)
-    return path
