@@ -13,13 +13,14 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from . import _region, errors
+from . import _compile, _region, errors
 from ._env import enabled_from_env
 from ._region import current_region, profile_region, profiled
 
 __version__ = "0.1.0"
 
 _region.ENABLED_AT_IMPORT = enabled_from_env()
+_compile.install()  # registers the torch.compile stand-ins once torch._dynamo is loaded (never imports it)
 
 # Public name -> module that defines it, imported on first access (PEP 562).
 _LAZY = {
@@ -38,6 +39,10 @@ _LAZY = {
     "HostTimer": ".adapters.base",
     "OpStat": ".adapters.base",
     "Timer": ".adapters.base",
+    "BenchResult": "._bench",
+    "bench": "._bench",
+    "ModuleProfile": "._modules",
+    "profile_module": "._modules",
     "AllRanksSummary": "._gather",
     "Straggler": "._gather",
     "OnDemand": "._on_demand",
@@ -46,7 +51,9 @@ _LAZY = {
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from ._config import Config, Schedule, schedule
+    from ._bench import BenchResult, bench
     from ._gather import AllRanksSummary, Straggler
+    from ._modules import ModuleProfile, profile_module
     from ._on_demand import OnDemand, on_demand
     from ._registry import BackendInfo, Registry, backends
     from ._session import Session, session
@@ -72,8 +79,10 @@ __all__ = [
     "Adapter",
     "AllRanksSummary",
     "BackendInfo",
+    "BenchResult",
     "Config",
     "HostTimer",
+    "ModuleProfile",
     "OnDemand",
     "OpStat",
     "RegionStats",
@@ -85,9 +94,11 @@ __all__ = [
     "Summary",
     "Timer",
     "backends",
+    "bench",
     "current_region",
     "errors",
     "on_demand",
+    "profile_module",
     "profile_region",
     "profiled",
     "schedule",

@@ -12,10 +12,12 @@ own nesting.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
 from typing import Any, Callable, TypeVar, overload
 
+from . import _compile
 from ._stats import Samples
 from .errors import RegionError
 
@@ -227,19 +229,10 @@ class TimedRegion(Region):
         samples.selfs.append(duration - self.child_ns)
 
 
-class _IdleRegion:
-    """The shared do-nothing region handed out while no session is active."""
-
-    __slots__ = ()
-
-    def __enter__(self) -> "_IdleRegion":
-        return self
-
-    def __exit__(self, exc_type: Any = None, exc: Any = None, tb: Any = None) -> None:
-        return None
-
-
-IDLE_REGION = _IdleRegion()
+#: The shared do-nothing region handed out while no session is active. A plain
+#: ``contextlib.nullcontext`` because Dynamo can trace that one (``fullgraph=True``)
+#: even though it was created outside the compiled function.
+IDLE_REGION = contextlib.nullcontext()
 
 
 def profile_region(name: str, *, sync: bool = False) -> Any:
@@ -258,6 +251,13 @@ def profile_region(name: str, *, sync: bool = False) -> Any:
     if sync or recorder.push is not None or recorder.deferred:
         return Region(recorder, name, sync)
     return TimedRegion(recorder, name)
+
+
+@_compile.stand_in(profile_region)
+def _profile_region_in_graph(name: str, *, sync: bool = False) -> Any:
+    """What Dynamo traces instead of :func:`profile_region`: a no-op that is noted once."""
+    _compile.note_compiled(name)
+    return IDLE_REGION
 
 
 def current_region() -> Region | None:
@@ -297,6 +297,21 @@ def profiled_function_type() -> Any:
 
         def __reduce__(self) -> Any:
             return self.__qualname__
+
+        @property
+        def _torchdynamo_inline(self) -> Callable[..., Any]:
+            # Dynamo sees through the wrapper (it reports the wrapped function's class) and
+            # would inline the bare function; this hook makes it inline this stand-in instead,
+            # so the region is noted rather than silently dropped. Eager calls never read it.
+            name = self._self_region_name
+            wrapped = self.__wrapped__
+
+            def in_graph(*args: Any, **kwargs: Any) -> Any:
+                if _compile.READY:
+                    _compile.note_compiled(name)
+                return wrapped(*args, **kwargs)
+
+            return in_graph
 
     ProfiledFunction.__module__ = __name__
     _PROFILED_FUNCTION = ProfiledFunction
@@ -438,4 +453,10 @@ def _decorate(func: Any, name: str | None, sync: bool) -> Any:
         return func
     region_name = name or getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or repr(func)
     wrapper = _wrapper_for(func)(region_name, sync)
-    return profiled_function_type()(func, wrapper, enabled=ACTIVE.__len__)
+    profiled_function = profiled_function_type()(func, wrapper, enabled=ACTIVE.__len__)
+    profiled_function._self_region_name = region_name
+    return profiled_function
+
+
+# ``torch.compile(profiled_function)``: run the wrapper eagerly and compile the function it calls.
+_compile.skip_frame_of(_plain_wrapper("", False))

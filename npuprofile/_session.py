@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
 
-from . import _config, _region
+from . import _compile, _config, _region
 from ._dist import default_run_id, rank_and_world_size
 from ._output import TraceSink, atomic_write_text, default_stem
 from ._region import ACTIVE, Recorder
@@ -105,6 +105,7 @@ class Session:
             return self
         adapter = self.adapter
         assert adapter is not None  # selected sessions always have one
+        _compile.install()
         with _START_LOCK:
             if ACTIVE:
                 raise SessionError(
@@ -257,6 +258,7 @@ class Session:
             "options": self.config.to_dict(),
             "trace_paths": [str(p) for p in self.trace_paths],
             "degraded": list(self.degraded),
+            "compiled_regions": sorted(_compile.COMPILED_REGIONS),
         }
         if adapter is not None:
             meta["backend_options"] = adapter.options_to_dict(self.adapter_options)

@@ -147,6 +147,8 @@ class Summary:
         if meta.get("degraded"):
             parts.append("DEGRADED: " + "; ".join(meta["degraded"]))
         parts.append(self.region_table() if self.regions else "(no regions recorded)")
+        if meta.get("compiled_regions"):
+            parts.append("inside torch.compile graphs, not timed: " + ", ".join(meta["compiled_regions"]))
         if self.ops:
             parts.append("")
             parts.append(self.op_table())
