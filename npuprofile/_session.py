@@ -296,7 +296,7 @@ class Session:
         start_mark, self._step_mark = self._step_mark, end_mark
         if keep:
             duration = int(recorder.timer.elapsed_ns(start_mark, end_mark))
-            self._steps.append(StepStat(index, duration, {k: v for k, v in totals.items() if v}))
+            self._steps.append(StepStat(index, duration, {k: v for k, v in totals.items() if v is not None}))
 
     def _close_open_regions(self, recorder: Recorder) -> None:
         node = _region.current_region()

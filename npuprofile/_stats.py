@@ -151,10 +151,14 @@ class Samples:
         self.self_total += sum(self.selfs[:count])
         del self.selfs[:count]
 
-    def close_step(self, keep: bool) -> int:
-        """End a step: return the region's total time inside it; ``keep=False`` drops the step's samples."""
+    def close_step(self, keep: bool) -> int | None:
+        """End a step: the region's total time inside it (``None`` if it did not run in it).
+
+        ``keep=False`` drops the step's samples (warm-up).
+        """
         self.compact()
-        total = sum(self.archive[self.step_start :])
+        ran = len(self.archive) > self.step_start
+        total = sum(self.archive[self.step_start :]) if ran else None
         if not keep:
             del self.archive[self.step_start :]
             self.self_total = self.step_self_start
