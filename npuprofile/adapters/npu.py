@@ -22,7 +22,7 @@ import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Collection, Mapping
 
-from ..errors import BackendUnavailableError, ConfigError, TraceError
+from ..errors import BackendError, BackendUnavailableError, ConfigError, TraceError
 from .base import Adapter, OpStat, Timer, ensure_dir
 from .cpu import _record_function
 from .events import EventTimer
@@ -329,9 +329,12 @@ class NpuAdapter(Adapter):
         """torch_npu's own handler, writing ``<stem>_<pid>_<time>_ascend_pt`` under the output dir."""
         directory = ensure_dir(sink.directory)
         self._before[sink] = frozenset(self._profiling_dirs(sink))
-        return self._torch_npu().profiler.tensorboard_trace_handler(
+        handler = self._torch_npu().profiler.tensorboard_trace_handler(
             dir_name=str(directory), worker_name=sink.stem, analyse_flag=options.analyse
         )
+        if not callable(handler):  # torch_npu swallows its own errors and returns None
+            raise BackendError(f"torch_npu tensorboard_trace_handler({str(directory)!r}) returned {handler!r}")
+        return handler
 
     def _profiling_dirs(self, sink: "TraceSink") -> list[Path]:
         pattern = f"{sink.stem}_*{DIR_SUFFIX}"
