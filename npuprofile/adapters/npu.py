@@ -48,25 +48,30 @@ DIR_SUFFIX = "_ascend_pt"
 #: Sub-directory holding analysed output, and the Chrome trace inside it.
 OUTPUT_DIR = "ASCEND_PROFILER_OUTPUT"
 TRACE_VIEW = "trace_view.json"
+#: torch_npu resets worker names this long or longer to the host name.
+MAX_WORKER_NAME = 226
 
 
 @dataclasses.dataclass(frozen=True)
 class ApiUse:
     """One torch_npu name this backend relies on.
 
-    ``path`` is the dotted name as we reach it. ``params`` are the keywords we
-    pass (the real callable must accept each by keyword); ``optional`` are
-    keywords we pass only when the installed signature has them (checked at
-    run time). ``value`` is the string a constant must have. ``required=False``
-    marks a name older releases may lack and that we check at run time.
+    ``path`` is the dotted name as we reach it (``also``: other places a
+    release may keep it instead). ``params`` are the keywords we pass (the real
+    callable must accept each by keyword); ``optional`` are keywords we pass
+    only when the installed signature has them (checked at run time).
+    ``keyword_only`` says the real callable takes its parameters by keyword
+    only. ``value`` is what a constant must equal. ``suffix`` names a string
+    literal in module ``path`` that must end with it (a file-name pattern).
     """
 
     path: str
     params: tuple[str, ...] = ()
     optional: tuple[str, ...] = ()
     keyword_only: bool = False
-    value: str | None = None
-    required: bool = True
+    value: str | int | None = None
+    also: tuple[str, ...] = ()
+    suffix: str | None = None
 
 
 #: Keywords of ``_ExperimentalConfig`` we always pass (present since the 2.1 line).
@@ -110,6 +115,14 @@ TORCH_NPU_API: tuple[ApiUse, ...] = (
     ApiUse("torch_npu.npu.Event.elapsed_time"),
     ApiUse("torch_npu.npu.mstx.range_start", params=("message", "stream")),
     ApiUse("torch_npu.npu.mstx.range_end", params=("range_id",)),
+    ApiUse(f"{_P}.analysis.prof_common_func._constant.Constant.OUTPUT_DIR", value=OUTPUT_DIR),
+    ApiUse(
+        f"{_P}.analysis.prof_common_func._constant.Constant.TRACE_VIEW",
+        value=TRACE_VIEW,
+        also=(f"{_P}.analysis.prof_view._trace_view_parser.TraceViewParser.TRACE_VIEW",),
+    ),
+    ApiUse(f"{_P}._profiler_path_creator", suffix=DIR_SUFFIX),
+    ApiUse(f"{_P}.analysis.prof_common_func._constant.Constant.MAX_WORKER_NAME_LENGTH", value=MAX_WORKER_NAME),
 )
 
 
@@ -330,14 +343,14 @@ class NpuAdapter(Adapter):
         directory = ensure_dir(sink.directory)
         self._before[sink] = frozenset(self._profiling_dirs(sink))
         handler = self._torch_npu().profiler.tensorboard_trace_handler(
-            dir_name=str(directory), worker_name=sink.stem, analyse_flag=options.analyse
+            dir_name=str(directory), worker_name=_worker_name(sink), analyse_flag=options.analyse
         )
         if not callable(handler):  # torch_npu swallows its own errors and returns None
             raise BackendError(f"torch_npu tensorboard_trace_handler({str(directory)!r}) returned {handler!r}")
         return handler
 
     def _profiling_dirs(self, sink: "TraceSink") -> list[Path]:
-        pattern = f"{sink.stem}_*{DIR_SUFFIX}"
+        pattern = f"{_worker_name(sink)}_*{DIR_SUFFIX}"
         return sorted(path for path in sink.directory.glob(pattern) if path.is_dir())
 
     def collect_traces(self, sink: "TraceSink", options: NpuOptions) -> None:
@@ -385,6 +398,11 @@ class NpuAdapter(Adapter):
     def timer(self) -> Timer:
         npu = self._torch_npu().npu
         return EventTimer(lambda: npu.Event(enable_timing=True))
+
+
+def _worker_name(sink: "TraceSink") -> str:
+    """The worker name torch_npu puts first in directory names: our stem, which carries the rank."""
+    return sink.stem[: MAX_WORKER_NAME - 1]
 
 
 # -- deferred analysis --------------------------------------------------------------------------------------
