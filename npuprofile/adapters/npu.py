@@ -285,7 +285,7 @@ class NpuAdapter(Adapter):
 
     def validate(self, config: "Config", options: NpuOptions) -> None:
         """Refuse what torch_npu would not do as asked, before the session starts."""
-        if config.gzip:
+        if config.trace and config.gzip:
             raise ConfigError(
                 "gzip=True is not available on the npu backend: torch_npu writes a profiling directory "
                 "(ASCEND_PROFILER_OUTPUT/trace_view.json), not a gzip file; allowed: gzip=False "
