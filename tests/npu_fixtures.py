@@ -1,10 +1,11 @@
 """Fixtures for the NPU tests: the fake torch_npu on ``sys.path``, and clean npuprofile state.
 
-Test modules import these fixtures by name (``from npu_fixtures import ...``).
+Test modules import these fixtures by name (``from .npu_fixtures import ...``).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any, Iterator
@@ -28,8 +29,11 @@ def _forget_torch_npu() -> None:
 
 
 @pytest.fixture
-def clean_state() -> Iterator[None]:
-    """Fresh registry and no active session, before and after the test."""
+def fresh_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Fresh registry, no active session and no NPUPROFILE_* variables, before and after the test."""
+    for name in list(os.environ):
+        if name.startswith("NPUPROFILE_") and name != "NPUPROFILE_OFFLINE":
+            monkeypatch.delenv(name)
     backends.reset()
     _region.ACTIVE.clear()
     yield
@@ -38,7 +42,7 @@ def clean_state() -> Iterator[None]:
 
 
 @pytest.fixture
-def fake_torch_npu(monkeypatch: pytest.MonkeyPatch, clean_state: None) -> Iterator[Any]:
+def fake_torch_npu(monkeypatch: pytest.MonkeyPatch, fresh_registry: None) -> Iterator[Any]:
     """Put tests/fake_torch_npu on ``sys.path``, import it, and undo everything afterwards."""
     monkeypatch.delenv("FAKE_TORCH_NPU_IMPORT_ERROR", raising=False)
     _forget_torch_npu()
@@ -54,7 +58,7 @@ def fake_torch_npu(monkeypatch: pytest.MonkeyPatch, clean_state: None) -> Iterat
 
 
 @pytest.fixture
-def fake_torch_npu_path(monkeypatch: pytest.MonkeyPatch, clean_state: None) -> Iterator[Path]:
+def fake_torch_npu_path(monkeypatch: pytest.MonkeyPatch, fresh_registry: None) -> Iterator[Path]:
     """Only put the fake on ``sys.path`` (tests that control how its import goes)."""
     _forget_torch_npu()
     monkeypatch.syspath_prepend(str(FAKE_ROOT))

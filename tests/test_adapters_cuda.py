@@ -12,7 +12,7 @@ import torch
 import torch.cuda.nvtx
 import torch.profiler
 
-from npu_fixtures import clean_state, fake_torch_npu  # noqa: F401
+from .npu_fixtures import fresh_registry, fake_torch_npu  # noqa: F401
 from npuprofile import _config, profile_region, session
 from npuprofile._output import TraceSink
 from npuprofile._registry import backends
@@ -51,7 +51,7 @@ def test_bad_cuda_options_are_refused(value: Any, environ: dict[str, str], messa
     assert message in str(caught.value)
 
 
-def test_cuda_options_are_validated_even_when_another_backend_runs(clean_state: None) -> None:
+def test_cuda_options_are_validated_even_when_another_backend_runs(fresh_registry: None) -> None:
     with pytest.raises(ConfigError, match="cuda nvtx=2"):
         session(backend="cpu", cuda={"nvtx": 2})
 
@@ -203,7 +203,7 @@ def test_event_timer_records_without_sync_and_flushes_once(monkeypatch: pytest.M
 
 
 def test_session_on_mocked_cuda_resolves_regions_through_events(
-    clean_state: None, monkeypatch: pytest.MonkeyPatch
+    fresh_registry: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _FakeCudaEvent.created.clear()
     monkeypatch.setattr(CudaAdapter, "probe", lambda self: None)
@@ -222,13 +222,13 @@ def test_session_on_mocked_cuda_resolves_regions_through_events(
 
 @pytest.mark.cuda
 @needs_gpu
-def test_cuda_adapter_passes_the_conformance_suite(clean_state: None, tmp_path: Path) -> None:
+def test_cuda_adapter_passes_the_conformance_suite(fresh_registry: None, tmp_path: Path) -> None:
     check_adapter(backends.get("cuda"), tmp_path).raise_for_failures()
 
 
 @pytest.mark.cuda
 @needs_gpu
-def test_cuda_session_traces_gpu_kernels_with_shapes(clean_state: None, tmp_path: Path) -> None:
+def test_cuda_session_traces_gpu_kernels_with_shapes(fresh_registry: None, tmp_path: Path) -> None:
     import json
 
     left = torch.rand(256, 512, device="cuda")
@@ -248,7 +248,7 @@ def test_cuda_session_traces_gpu_kernels_with_shapes(clean_state: None, tmp_path
 
 @pytest.mark.cuda
 @needs_gpu
-def test_cuda_event_time_matches_synchronized_wall_time(clean_state: None) -> None:
+def test_cuda_event_time_matches_synchronized_wall_time(fresh_registry: None) -> None:
     left = torch.rand(2048, 2048, device="cuda")
     torch.mm(left, left)
     torch.cuda.synchronize()

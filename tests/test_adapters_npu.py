@@ -18,7 +18,7 @@ import torch.profiler
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from npu_fixtures import FAKE_ROOT, clean_state, fake_torch_npu, fake_torch_npu_path  # noqa: F401
+from .npu_fixtures import FAKE_ROOT, fresh_registry, fake_torch_npu, fake_torch_npu_path  # noqa: F401
 from npuprofile import profile_region, schedule, session
 from npuprofile._registry import backends
 from npuprofile.adapters.npu import (
@@ -67,7 +67,7 @@ def _run(tmp_path: Path, **options: Any) -> Any:
 # -- availability ---------------------------------------------------------------------------------------
 
 
-def test_missing_torch_npu_is_reported_with_install_hint(clean_state: None) -> None:
+def test_missing_torch_npu_is_reported_with_install_hint(fresh_registry: None) -> None:
     assert importlib.util.find_spec("torch_npu") is None, "the fake must not be importable by default"
     reason = NpuAdapter().unavailable_reason()
     assert reason == "torch_npu not installed (pip install npuprofile[npu])"

@@ -7,14 +7,14 @@ from typing import Any
 
 import pytest
 
-from npu_fixtures import clean_state  # noqa: F401
+from .npu_fixtures import fresh_registry  # noqa: F401
 from npuprofile._registry import backends
 from npuprofile.adapters.base import HostTimer
 from npuprofile.adapters.cpu import CpuAdapter
 from npuprofile.testing import check_adapter
 
 
-def test_cpu_adapter_conforms(clean_state: None, tmp_path: Path) -> None:
+def test_cpu_adapter_conforms(fresh_registry: None, tmp_path: Path) -> None:
     report = check_adapter(backends.get("cpu"), tmp_path).raise_for_failures()
     names = [result.name for result in report.results]
     assert names == ["identity", "probe", "workload", "versions", "options", "timer", "synchronize",

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from npu_fixtures import clean_state, fake_torch_npu  # noqa: F401
+from .npu_fixtures import fresh_registry, fake_torch_npu  # noqa: F401
 from npuprofile.adapters.npu import (
     EXPERIMENTAL_OPTIONAL,
     TORCH_NPU_API,
@@ -31,7 +31,7 @@ from npuprofile.adapters.npu import (
     experimental_kwargs,
 )
 from npuprofile.errors import ConfigError
-from wheel_api import NATIVE, Found, Param, WheelApi
+from .wheel_api import NATIVE, Found, Param, WheelApi
 
 pytestmark = pytest.mark.network
 

@@ -1,0 +1,1 @@
+"""npuprofile test suite."""
