@@ -13,33 +13,12 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
+from ._env import ENV_PREFIX, enabled_from_env, env_name, parse_bool
 from .errors import ConfigError
 
-ENV_PREFIX = "NPUPROFILE_"
+__all__ = ["ENV_PREFIX", "enabled_from_env", "env_name", "parse_bool"]
 
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off")
 _RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-
-
-def env_name(option: str) -> str:
-    """The environment variable that mirrors keyword argument ``option``."""
-    return ENV_PREFIX + option.upper()
-
-
-def parse_bool(value: Any, source: str) -> bool:
-    """Parse a boolean given as a bool or as one of the usual words."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        word = value.strip().lower()
-        if word in _TRUE:
-            return True
-        if word in _FALSE:
-            return False
-    raise ConfigError(
-        f"{source}={value!r} is not a boolean; allowed: {', '.join(_TRUE + _FALSE)} (or True/False)"
-    )
 
 
 def parse_int(value: Any, source: str, minimum: int = 0) -> int:
@@ -281,10 +260,3 @@ def resolve(environ: Mapping[str, str] | None = None, **kwargs: Any) -> Config:
         else:
             values[option.name] = option.parse(option.default, option.name) if option.default is not None else None
     return Config(**values)
-
-
-def enabled_from_env(environ: Mapping[str, str] | None = None) -> bool:
-    """Whether ``NPUPROFILE_ENABLED`` leaves profiling on (it is read once, at import)."""
-    env = os.environ if environ is None else environ
-    raw = env.get(env_name("enabled"), "").strip()
-    return True if raw == "" else parse_bool(raw, env_name("enabled"))

@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import socket
+import stat
 import threading
 import time
 from pathlib import Path
@@ -25,6 +26,30 @@ def safe_name(text: str, limit: int = 120) -> str:
     return cleaned[:limit]
 
 
+def make_dirs(path: Path) -> Path:
+    """Create ``path`` and missing parents, never world-writable (whatever the umask)."""
+    missing = []
+    probe = path
+    while not probe.exists():
+        missing.append(probe)
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    for directory in reversed(missing):
+        try:
+            directory.mkdir(mode=0o775)
+        except FileExistsError:
+            continue
+        _drop_world_write(directory)
+    return path
+
+
+def _drop_world_write(path: Path) -> None:
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & stat.S_IWOTH:
+        os.chmod(path, mode & ~stat.S_IWOTH)
+
+
 def _temporary_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
 
@@ -34,14 +59,16 @@ def atomic_write(path: Path, write: Callable[[Path], None], *, compress: bool = 
 
     On any failure the temporary file is removed and ``path`` is left as it was.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(path.parent)
     tmp = _temporary_path(path)
     packed = tmp.with_name(tmp.name + ".gz")
     try:
         write(tmp)
+        _drop_world_write(tmp)
         if compress:
             with open(tmp, "rb") as src, gzip.open(packed, "wb", compresslevel=6) as dst:
                 shutil.copyfileobj(src, dst, 1 << 20)
+            _drop_world_write(packed)
             os.replace(packed, path)
             tmp.unlink()
         else:
@@ -59,8 +86,6 @@ def atomic_write_text(path: Path, text: str) -> Path:
     def write(tmp: Path) -> None:
         with open(tmp, "w", encoding="utf-8") as handle:
             handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
 
     return atomic_write(path, write)
 
@@ -81,7 +106,7 @@ class TraceSink:
 
     def new_path(self, suffix: str) -> Path:
         """A fresh path ``<dir>/<stem>.<time_ns><suffix>`` that does not exist yet."""
-        self.directory.mkdir(parents=True, exist_ok=True)
+        make_dirs(self.directory)
         while True:
             candidate = self.directory / f"{self.stem}.{time.time_ns()}{suffix}"
             if not candidate.exists():

@@ -13,12 +13,10 @@ own nesting.
 from __future__ import annotations
 
 import contextvars
-import inspect
 import logging
 from typing import Any, Callable, TypeVar, overload
 
-import wrapt
-
+from ._stats import Samples
 from .errors import RegionError
 
 logger = logging.getLogger("npuprofile")
@@ -28,12 +26,19 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: The active session's recorder, or empty. Its ``__len__`` is the decorator's enabled check.
 ACTIVE: "list[Recorder]" = []
 _CURRENT: "contextvars.ContextVar[Region | None]" = contextvars.ContextVar("npuprofile_region", default=None)
+_get_current = _CURRENT.get
+_set_current = _CURRENT.set
 
 
 class Recorder:
-    """What regions need from the active session: clock, markers, sync, and a buffer of closed regions."""
+    """What regions need from the active session: clock, markers, sync, and where timings go.
 
-    __slots__ = ("mark", "push", "pop", "synchronize", "buffer", "step", "closed", "timer", "on_error")
+    With a host clock, a region's duration is known at exit and recorded at
+    once into ``samples``. With a device clock (``deferred``), closed regions
+    wait in ``buffer`` until the session resolves their events in bulk.
+    """
+
+    __slots__ = ("mark", "push", "pop", "synchronize", "buffer", "samples", "deferred", "closed", "timer", "on_error")
 
     def __init__(
         self,
@@ -45,16 +50,25 @@ class Recorder:
     ) -> None:
         self.timer = timer
         self.mark = timer.mark
+        self.deferred = not timer.host_clock
         self.synchronize = synchronize
         self.push = push
         self.pop = pop
         self.buffer: list[Region] = []
-        self.step = 0
+        self.samples: dict[str, Samples] = {}
         self.closed = False
         self.on_error = on_error
 
+    def record(self, name: str, duration: int, self_ns: int) -> None:
+        """Add one closed region's timings."""
+        samples = self.samples.get(name)
+        if samples is None:
+            samples = self.samples.setdefault(name, Samples())
+        samples.durations.append(duration)
+        samples.selfs.append(self_ns)
+
     def drain(self) -> list["Region"]:
-        """Take the regions closed so far, safe against threads appending meanwhile."""
+        """Take the deferred regions closed so far, safe against threads appending meanwhile."""
         count = len(self.buffer)
         taken = self.buffer[:count]
         del self.buffer[:count]
@@ -71,16 +85,16 @@ class Recorder:
 class Region:
     """One timed range of code. Use :func:`profile_region` to make one."""
 
-    __slots__ = ("name", "sync", "recorder", "parent", "start", "end", "child_ns", "handle", "step", "state")
+    __slots__ = ("name", "sync", "recorder", "parent", "start", "end", "child_ns", "handle", "state")
 
     # state: 0 = not entered, 1 = open, 2 = closed
 
-    def __init__(self, recorder: Recorder, name: str, sync: bool) -> None:
+    def __init__(self, recorder: Recorder, name: str, sync: bool = False) -> None:
         self.recorder = recorder
         self.name = name
         self.sync = sync
-        self.child_ns = 0
         self.state = 0
+        self.child_ns = 0
         self.handle: Any = None
 
     def __enter__(self) -> "Region":
@@ -90,7 +104,6 @@ class Region:
         self.parent = _CURRENT.get()
         _CURRENT.set(self)
         self.state = 1
-        self.step = recorder.step
         if self.sync:
             recorder.synchronize()
         push = recorder.push
@@ -98,7 +111,12 @@ class Region:
             try:
                 self.handle = push(self.name)
             except Exception as exc:
-                recorder.marker_failed("range_push", exc)
+                try:
+                    recorder.marker_failed("range_push", exc)
+                except BaseException:
+                    _CURRENT.set(self.parent)  # strict mode: leave the stack as it was
+                    self.state = 2
+                    raise
         self.start = recorder.mark()
         return self
 
@@ -106,7 +124,9 @@ class Region:
         recorder = self.recorder
         if self.sync:
             recorder.synchronize()
-        end = recorder.mark()
+        self._exit_slow(recorder.mark())
+
+    def _exit_slow(self, end: Any) -> None:
         if self.state != 1:
             if self.state == 2:
                 logger.debug("npuprofile: region %r exited twice; the second exit is ignored", self.name)
@@ -121,16 +141,23 @@ class Region:
     def _close(self, end: Any) -> None:
         self.end = end
         self.state = 2
-        if self.handle is not None:
-            pop = self.recorder.pop
+        recorder = self.recorder
+        if getattr(self, "handle", None) is not None:
+            pop = recorder.pop
             if pop is not None:
                 try:
                     pop(self.handle)
                 except Exception as exc:
-                    self.recorder.marker_failed("range_pop", exc)
+                    recorder.marker_failed("range_pop", exc)
             self.handle = None
-        if not self.recorder.closed:
-            self.recorder.buffer.append(self)
+        if recorder.deferred:
+            recorder.buffer.append(self)
+            return
+        duration = end - self.start
+        parent = self.parent
+        if parent is not None:
+            parent.child_ns += duration
+        recorder.record(self.name, duration, duration - self.child_ns)
 
     def _close_children(self, current: "Region | None", end: Any) -> bool:
         """Closed out of order: close the regions still open above this one, at this one's end.
@@ -157,6 +184,47 @@ class Region:
 
     def __repr__(self) -> str:
         return f"<Region {self.name!r} {('new', 'open', 'closed')[self.state]}>"
+
+
+class TimedRegion(Region):
+    """A region that only takes host clock marks (no markers, no sync): the lean path.
+
+    Its duration is known at exit and goes straight into the session's samples.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, recorder: Recorder, name: str) -> None:  # noqa: D107 - minimal on purpose
+        self.recorder = recorder
+        self.name = name
+        self.state = 0
+        self.child_ns = 0
+
+    def __enter__(self) -> "Region":
+        if self.state:
+            return Region.__enter__(self)  # raises: entered twice
+        self.state = 1
+        self.parent = _get_current()
+        _set_current(self)
+        self.start = self.recorder.mark()
+        return self
+
+    def __exit__(self, exc_type: Any = None, exc: Any = None, tb: Any = None) -> None:
+        recorder = self.recorder
+        end = recorder.mark()
+        if self.state != 1 or _get_current() is not self:
+            return self._exit_slow(end)
+        parent = self.parent
+        _set_current(parent)
+        self.state = 2
+        duration = end - self.start
+        if parent is not None:
+            parent.child_ns += duration
+        samples = recorder.samples.get(self.name)
+        if samples is None:
+            samples = recorder.samples.setdefault(self.name, Samples())
+        samples.durations.append(duration)
+        samples.selfs.append(duration - self.child_ns)
 
 
 class _IdleRegion:
@@ -186,7 +254,10 @@ def profile_region(name: str, *, sync: bool = False) -> Any:
         raise RegionError(f"profile_region name must be a non-empty str, got {name!r}")
     if not ACTIVE:
         return IDLE_REGION
-    return Region(ACTIVE[0], name, sync)
+    recorder = ACTIVE[0]
+    if sync or recorder.push is not None or recorder.deferred:
+        return Region(recorder, name, sync)
+    return TimedRegion(recorder, name)
 
 
 def current_region() -> Region | None:
@@ -197,22 +268,48 @@ def current_region() -> Region | None:
 # -- the decorator ---------------------------------------------------------------------------
 
 
-class ProfiledFunction(wrapt.FunctionWrapper):
-    """A function wrapped by ``@profiled``: behaves as the function (signature, ``inspect``, methods)."""
+_FUNCTION_TYPE = type(lambda: None)
+_PROFILED_FUNCTION: Any = None
 
-    def __reduce_ex__(self, protocol: int) -> Any:
-        # Pickle by reference, as plain functions are: the module attribute is this wrapper.
-        return self.__qualname__
 
-    def __reduce__(self) -> Any:
-        return self.__qualname__
+def profiled_function_type() -> Any:
+    """The wrapper class ``@profiled`` returns (built on first use, so importing npuprofile skips wrapt)."""
+    global _PROFILED_FUNCTION
+    if _PROFILED_FUNCTION is not None:
+        return _PROFILED_FUNCTION
+    import wrapt
+
+    class ProfiledFunction(wrapt.FunctionWrapper):
+        """A function wrapped by ``@profiled``: behaves as the function (signature, ``inspect``, methods)."""
+
+        def __get__(self, instance: Any, owner: Any = None) -> Any:
+            # Idle, a method lookup returns the plain bound method: binding through
+            # wrapt costs microseconds, and with no session there is nothing to time.
+            if instance is not None and not ACTIVE:
+                wrapped = self.__wrapped__
+                if wrapped.__class__ is _FUNCTION_TYPE:
+                    return wrapped.__get__(instance, owner)
+            return super().__get__(instance, owner)
+
+        def __reduce_ex__(self, protocol: int) -> Any:
+            # Pickle by reference, as plain functions are: the module attribute is this wrapper.
+            return self.__qualname__
+
+        def __reduce__(self) -> Any:
+            return self.__qualname__
+
+    ProfiledFunction.__module__ = __name__
+    _PROFILED_FUNCTION = ProfiledFunction
+    return ProfiledFunction
 
 
 def _plain_wrapper(name: str, sync: bool) -> Callable[..., Any]:
     def call(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
         if not ACTIVE:
             return wrapped(*args, **kwargs)
-        with Region(ACTIVE[0], name, sync):
+        recorder = ACTIVE[0]
+        lean = not (sync or recorder.push is not None or recorder.deferred)
+        with TimedRegion(recorder, name) if lean else Region(recorder, name, sync):
             return wrapped(*args, **kwargs)
 
     return call
@@ -287,6 +384,8 @@ async def _timed_async_generator(generator: Any, name: str, sync: bool) -> Any:
 
 
 def _wrapper_for(func: Callable[..., Any]) -> Callable[[str, bool], Callable[..., Any]]:
+    import inspect
+
     if inspect.isasyncgenfunction(func):
         return _async_generator_wrapper
     if inspect.iscoroutinefunction(func):
@@ -326,7 +425,7 @@ def profiled(func: Any = None, /, name: str | None = None, *, sync: bool = False
     if not isinstance(sync, bool):
         raise RegionError(f"profiled sync must be True or False, got {sync!r}")
     if func is None:
-        return lambda target: profiled(target, name, sync=sync)
+        return lambda target: _decorate(target, name, sync)
     return _decorate(func, name, sync)
 
 
@@ -339,4 +438,4 @@ def _decorate(func: Any, name: str | None, sync: bool) -> Any:
         return func
     region_name = name or getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or repr(func)
     wrapper = _wrapper_for(func)(region_name, sync)
-    return ProfiledFunction(func, wrapper, enabled=ACTIVE.__len__)
+    return profiled_function_type()(func, wrapper, enabled=ACTIVE.__len__)

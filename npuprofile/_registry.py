@@ -154,8 +154,7 @@ class Registry:
                     raise BackendError(
                         f"backend {entry.name!r}: factory returned {adapter!r}, not an npuprofile Adapter"
                     )
-                if not adapter.name:
-                    adapter.name = entry.name
+                adapter.name = entry.name  # the registered name is the adapter's identity
                 entry.adapter = adapter
             return entry.adapter
 

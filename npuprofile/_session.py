@@ -21,7 +21,6 @@ from ._dist import default_run_id, rank_and_world_size
 from ._output import TraceSink, atomic_write_text, default_stem
 from ._region import ACTIVE, Recorder
 from ._registry import backends
-from ._stats import RegionStats
 from ._summary import StepStat, Summary
 from .adapters.base import Adapter, OpStat
 from .errors import ConfigError, NpuProfileError, SessionError
@@ -54,13 +53,11 @@ class Session:
         self._sink: TraceSink | None = None
         self._profiler: Any = None
         self._recorder: Recorder | None = None
-        self._stats: dict[str, RegionStats] = {}
         self._steps: list[StepStat] = []
-        self._step_regions: dict[int, dict[str, int]] = {}
-        self._step_marks: list[Any] = []
+        self._step_mark: Any = None
         self._step = 0
         self._discard_below = 0
-        self._ops: list[OpStat] = []
+        self._ops: list[OpStat] | None = None
         self._started_at: float | None = None
         self._stopped_at: float | None = None
         self._reported: set[str] = set()
@@ -125,11 +122,11 @@ class Session:
                     lambda: adapter.create_profiler(self.config, self.adapter_options, self._guarded_handler(handler)),
                 )
                 if self._profiler is not None and self._guard("start profiler", self._profiler.start, ok=True):
-                    push, pop = adapter.range_push, adapter.range_pop
+                    push, pop = adapter.range_markers()
                 else:
                     self._profiler = None
             self._recorder = Recorder(timer, adapter.synchronize, push, pop, on_error=self._marker_error)
-            self._step_marks = [timer.mark()]
+            self._step_mark = timer.mark()
             ACTIVE.append(self._recorder)
             self.state = "running"
         from . import _lifecycle
@@ -153,17 +150,28 @@ class Session:
                 ACTIVE.clear()
             recorder.closed = True
             self._stopped_at = time.time()
+            adapter = self.adapter
+            assert adapter is not None
+            # In strict mode a failing step must not keep the later ones from
+            # saving what was collected: run them all, then raise the first error.
+            steps: list[tuple[str, Callable[[], Any]]] = []
             if self._profiler is not None:
-                self._guard("stop profiler", self._profiler.stop)
-                assert self.adapter is not None
-                self._guard("collect traces", lambda: self.adapter.collect_traces(self._sink, self.adapter_options))
-                self._ops = self._guard("read op table", lambda: self.adapter.op_table(self._profiler, TOP_OPS)) or []
-            self._fold(recorder, final=True)
+                steps.append(("stop profiler", self._profiler.stop))
+                steps.append(("collect traces", lambda: adapter.collect_traces(self._sink, self.adapter_options)))
+            steps.append(("resolve timings", lambda: self._fold(recorder, final=True)))
             if self._save_summary():
-                self._guard("write summary", self._write_summary)
+                steps.append(("write summary", self._write_summary))
+            first_error: BaseException | None = None
+            for action, call in steps:
+                try:
+                    self._guard(action, call)
+                except Exception as exc:
+                    first_error = first_error or exc
         from . import _lifecycle
 
         _lifecycle.untrack(self)
+        if first_error is not None:
+            raise first_error
         return self
 
     def step(self) -> None:
@@ -176,10 +184,8 @@ class Session:
         if self._profiler is not None:
             self._guard("profiler step", self._profiler.step)
         with self._lock:
-            self._step_marks.append(recorder.mark())
+            self._close_step(recorder, recorder.mark())
             self._step += 1
-            recorder.step = self._step
-        self._fold(recorder)
 
     def steps(self, iterable: Iterable[T], *, warmup: int = 0) -> Iterator[T]:
         """Yield each item of ``iterable`` and call :meth:`step` after it.
@@ -202,14 +208,37 @@ class Session:
         self.stop()
 
     # -- results ------------------------------------------------------------------------
-    def summary(self) -> Summary:
-        """Region statistics so far (plus top ops once a tracing session has stopped)."""
+    def summary(self, all_ranks: bool = False) -> Summary:
+        """Region statistics so far (plus top ops once a tracing session has stopped).
+
+        ``all_ranks=True`` gathers the statistics of every rank of the default
+        ``torch.distributed`` group (a collective: every rank must call it, selected
+        or not) and returns an :class:`~npuprofile.AllRanksSummary`.
+        """
+        local = self._summary(with_ops=True)
+        if all_ranks:
+            from ._gather import gather_summary
+
+            return gather_summary(local, selected=self.selected)
+        return local
+
+    def _summary(self, with_ops: bool) -> Summary:
         recorder = self._recorder
         if recorder is not None and not recorder.closed:
             self._fold(recorder)
         with self._lock:
-            regions = [_copy_stats(s) for s in self._stats.values()]
-            return Summary(regions, self._ops, list(self._steps), self.metadata())
+            samples = recorder.samples if recorder is not None else {}
+            regions = [entry.stats(name) for name, entry in list(samples.items()) if len(entry)]
+            ops = self._op_table() if with_ops else []
+            return Summary(regions, ops, list(self._steps), self.metadata())
+
+    def _op_table(self) -> list[OpStat]:
+        """Top ops of a stopped tracing session, read from the profiler once, on first request."""
+        if self._ops is None and self.state == "stopped" and self._profiler is not None:
+            adapter = self.adapter
+            assert adapter is not None
+            self._ops = self._guard("read op table", lambda: adapter.op_table(self._profiler, TOP_OPS)) or []
+        return self._ops or []
 
     def metadata(self) -> dict[str, Any]:
         """Run facts for summaries and reports."""
@@ -239,41 +268,33 @@ class Session:
 
     # -- internals --------------------------------------------------------------------------
     def _fold(self, recorder: Recorder, final: bool = False) -> None:
-        """Resolve closed regions and step marks into statistics."""
+        """Resolve deferred (device-clock) regions into the recorder's samples."""
         with self._lock:
-            if not recorder.timer.host_clock or final:
+            if recorder.deferred or final:
                 self._guard("resolve timings", recorder.timer.flush)
-            regions = recorder.drain()
             elapsed = recorder.timer.elapsed_ns
-            for region in regions:
+            for region in recorder.drain():
                 try:
-                    duration = elapsed(region.start, region.end)
+                    duration = int(elapsed(region.start, region.end))
                 except Exception as exc:  # an unreadable device event: skip it, say so once
                     self._report("resolve timings", exc)
                     continue
                 parent = region.parent
-                if parent is not None:
+                if parent is not None:  # children close, and are resolved, before their parents
                     parent.child_ns += duration
-                if region.step < self._discard_below:
-                    continue
-                stats = self._stats.get(region.name)
-                if stats is None:
-                    stats = self._stats[region.name] = RegionStats(region.name)
-                stats.add(duration, duration - region.child_ns)
-                per_step = self._step_regions.setdefault(region.step, {})
-                per_step[region.name] = per_step.get(region.name, 0) + duration
+                recorder.record(region.name, duration, duration - region.child_ns)
                 region.parent = None  # let finished chains be freed
-            marks = self._step_marks
-            while len(marks) > 1:
-                index = self._step - len(marks) + 1
-                start, end = marks[0], marks[1]
-                del marks[0]
-                if index < self._discard_below:
-                    self._step_regions.pop(index, None)
-                    continue
-                self._steps.append(
-                    StepStat(index, int(elapsed(start, end)), self._step_regions.pop(index, {}))
-                )
+
+    def _close_step(self, recorder: Recorder, end_mark: Any) -> None:
+        """Turn the step that just ended into a StepStat (or drop it during warm-up)."""
+        self._fold(recorder)
+        index = self._step
+        keep = index >= self._discard_below
+        totals = {name: samples.close_step(keep) for name, samples in list(recorder.samples.items())}
+        start_mark, self._step_mark = self._step_mark, end_mark
+        if keep:
+            duration = int(recorder.timer.elapsed_ns(start_mark, end_mark))
+            self._steps.append(StepStat(index, duration, {k: v for k, v in totals.items() if v}))
 
     def _close_open_regions(self, recorder: Recorder) -> None:
         node = _region.current_region()
@@ -289,7 +310,9 @@ class Session:
         return self.config.trace
 
     def _write_summary(self) -> None:
-        summary = self.summary()
+        # Top ops stay out of the file: reading them costs as much as a trace export,
+        # and `npuprofile summarize` derives them from the trace itself.
+        summary = self._summary(with_ops=False)
         base = self.config.output_dir / self.file_stem
         json_path = Path(f"{base}.summary.json")
         text_path = Path(f"{base}.summary.txt")
@@ -331,12 +354,6 @@ class Session:
     def __repr__(self) -> str:
         backend = self.adapter.name if self.adapter is not None else None
         return f"<Session {self.state} backend={backend!r} run_id={self.run_id!r} rank={self.rank}>"
-
-
-def _copy_stats(stats: RegionStats) -> RegionStats:
-    copy = RegionStats(stats.name)
-    copy.merge(stats)
-    return copy
 
 
 def session(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import operator
 from array import array
 from typing import Any, Iterable
 
@@ -100,9 +101,71 @@ class RegionStats:
         return out
 
     @classmethod
+    def from_arrays(cls, name: str, durations: "array[int]", self_ns: int) -> "RegionStats":
+        """Build from every duration of a region and the sum of its self times."""
+        stats = cls(name)
+        if durations:
+            stats.count = len(durations)
+            stats.total_ns = sum(durations)
+            stats.self_ns = self_ns
+            stats.min_ns = min(durations)
+            stats.max_ns = max(durations)
+            stats._sum_sq = math.fsum(map(operator.mul, durations, durations))
+            stats._samples = array("q", durations)
+            stats._sorted = False
+        return stats
+
+    @classmethod
     def from_samples(cls, name: str, samples: Iterable[tuple[int, int]]) -> "RegionStats":
         """Build from ``(duration_ns, self_ns)`` pairs."""
         stats = cls(name)
         for duration, own in samples:
             stats.add(duration, own)
         return stats
+
+
+class Samples:
+    """Raw timings of one region name, appended on the hot path (one list append each).
+
+    ``durations`` and ``selfs`` are appended independently, so concurrent
+    threads never corrupt them. :meth:`compact` moves them into an 8-byte
+    array (durations) and a running sum (self times), at each step boundary.
+    """
+
+    __slots__ = ("durations", "selfs", "archive", "self_total", "step_start", "step_self_start")
+
+    def __init__(self) -> None:
+        self.durations: list[int] = []
+        self.selfs: list[int] = []
+        self.archive: array[int] = array("q")
+        self.self_total = 0
+        self.step_start = 0
+        self.step_self_start = 0
+
+    def compact(self) -> None:
+        """Move the hot lists into compact storage (safe against threads appending meanwhile)."""
+        count = len(self.durations)
+        self.archive.extend(self.durations[:count])
+        del self.durations[:count]
+        count = len(self.selfs)
+        self.self_total += sum(self.selfs[:count])
+        del self.selfs[:count]
+
+    def close_step(self, keep: bool) -> int:
+        """End a step: return the region's total time inside it; ``keep=False`` drops the step's samples."""
+        self.compact()
+        total = sum(self.archive[self.step_start :])
+        if not keep:
+            del self.archive[self.step_start :]
+            self.self_total = self.step_self_start
+        self.step_start = len(self.archive)
+        self.step_self_start = self.self_total
+        return total
+
+    def __len__(self) -> int:
+        return len(self.archive) + len(self.durations)
+
+    def stats(self, name: str) -> RegionStats:
+        """The statistics of everything recorded so far."""
+        self.compact()
+        return RegionStats.from_arrays(name, self.archive, self.self_total)

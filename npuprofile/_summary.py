@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
-import json
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -95,6 +92,8 @@ class Summary:
 
     def to_json(self, path: str | Path | None = None, *, indent: int = 2) -> str:
         """The summary as JSON; also written atomically to ``path`` when given."""
+        import json
+
         text = json.dumps(self.to_dict(), indent=indent, default=str)
         if path is not None:
             atomic_write_text(Path(path), text + "\n")
@@ -102,6 +101,9 @@ class Summary:
 
     def to_csv(self, path: str | Path | None = None) -> str:
         """The region table as CSV (nanoseconds); also written atomically to ``path`` when given."""
+        import csv
+        import io
+
         buffer = io.StringIO()
         fields = ["name", "count", "total_ns", "self_ns", "mean_ns", "std_ns", "min_ns", "max_ns"]
         fields += [f"p{q}_ns" for q in PERCENTILES]

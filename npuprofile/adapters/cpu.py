@@ -11,17 +11,29 @@ if TYPE_CHECKING:
     from .._output import TraceSink
 
 
-def _record_function() -> Any:
-    """``torch.autograd.profiler.record_function``, imported on first use."""
-    global _RECORD_FUNCTION
-    if _RECORD_FUNCTION is None:
-        from torch.autograd.profiler import record_function
+class _UserAnnotation:
+    """Opens and closes ``record_function`` ranges through torch's profiler ops directly.
 
-        _RECORD_FUNCTION = record_function
-    return _RECORD_FUNCTION
+    The ops are what ``torch.autograd.profiler.record_function`` calls, minus its
+    per-use object and checks, and with ``__torch_function__`` handling off
+    around both calls: the ranges land in the trace as the same
+    ``user_annotation`` events at about half the cost.
+    """
 
+    def __init__(self) -> None:
+        import torch
 
-_RECORD_FUNCTION: Any = None
+        self._enter = torch.ops.profiler._record_function_enter_new.default
+        self._exit = torch.ops.profiler._record_function_exit._RecordFunction
+        self._plain = torch._C.DisableTorchFunctionSubclass
+
+    def push(self, name: str) -> Any:
+        with self._plain():
+            return self._enter(name, None)
+
+    def pop(self, handle: Any) -> None:
+        with self._plain():
+            self._exit(handle)
 
 
 class TorchProfilerAdapter(Adapter):
@@ -86,12 +98,20 @@ class TorchProfilerAdapter(Adapter):
         return rows[:limit]
 
     def range_push(self, name: str) -> Any:
-        handle = _record_function()(name)
-        handle.__enter__()
-        return handle
+        return self._annotation().push(name)
 
     def range_pop(self, handle: Any) -> None:
-        handle.__exit__(None, None, None)
+        self._annotation().pop(handle)
+
+    def range_markers(self) -> tuple[Callable[[str], Any], Callable[[Any], None]]:
+        annotation = self._annotation()
+        return annotation.push, annotation.pop
+
+    def _annotation(self) -> _UserAnnotation:
+        annotation = self.__dict__.get("_user_annotation")
+        if annotation is None:
+            annotation = self.__dict__["_user_annotation"] = _UserAnnotation()
+        return annotation
 
 
 class CpuAdapter(TorchProfilerAdapter):

@@ -1,0 +1,256 @@
+"""Overhead of npuprofile against the references it must stay close to.
+
+Each line prints the figure, the reference measured in the same run, the ratio
+and its limit (the performance issue's targets). Figures are medians of
+interleaved repeats, so machine noise hits figure and reference alike.
+Exits non-zero when a target is missed. Runs in well under a minute.
+
+    python benchmarks/overhead.py
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from _measure import Report, interleaved  # noqa: E402
+
+import npuprofile as npp  # noqa: E402
+
+N = 100_000
+
+
+def target(x: int) -> int:
+    return x
+
+
+class MinimalTimer:
+    """The hand-written reference: __slots__, perf_counter_ns at enter and exit, one list append."""
+
+    __slots__ = ("start", "out")
+
+    def __init__(self, out: list) -> None:
+        self.out = out
+
+    def __enter__(self) -> "MinimalTimer":
+        self.start = time.perf_counter_ns()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.out.append(time.perf_counter_ns() - self.start)
+
+
+def disabled_at_import(report: Report) -> None:
+    code = f"""
+import sys, time, statistics
+sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})
+from _measure import interleaved
+import npuprofile as npp
+def f(x): return x
+g = npp.profiled(f)
+assert g is f, "profiled must return the function itself when disabled"
+def bare(n):
+    for _ in range(n): f(1)
+def deco(n):
+    for _ in range(n): g(1)
+r = interleaved(dict(bare=bare, deco=deco), {N})
+print(r["deco"], r["bare"])
+"""
+    env = dict(os.environ, NPUPROFILE_ENABLED="0")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    figure, reference = map(float, out.stdout.split())
+    report.check("disabled at import: @profiled vs bare function", figure, reference, 1.10)
+
+
+def idle(report: Report) -> None:
+    decorated = npp.profiled(target)
+
+    @functools.wraps(target)
+    def passthrough(*args, **kwargs):
+        return target(*args, **kwargs)
+
+    class Model:
+        @npp.profiled
+        def forward(self, x: int) -> int:
+            return x
+
+        def plain(self, x: int) -> int:
+            return x
+
+        @functools.wraps(plain)
+        def wrapped(self, *args, **kwargs):
+            return Model.plain(self, *args, **kwargs)
+
+    model = Model()
+    null = contextlib.nullcontext
+    region = npp.profile_region
+
+    def l_decorated(n: int) -> None:
+        for _ in range(n):
+            decorated(1)
+
+    def l_wraps(n: int) -> None:
+        for _ in range(n):
+            passthrough(1)
+
+    def l_method(n: int) -> None:
+        for _ in range(n):
+            model.forward(1)
+
+    def l_method_wraps(n: int) -> None:
+        for _ in range(n):
+            model.wrapped(1)
+
+    def l_region(n: int) -> None:
+        for _ in range(n):
+            with region("idle"):
+                pass
+
+    def l_null(n: int) -> None:
+        for _ in range(n):
+            with null():
+                pass
+
+    r = interleaved(
+        dict(decorated=l_decorated, wraps=l_wraps, method=l_method, method_wraps=l_method_wraps,
+             region=l_region, null=l_null),
+        N,
+    )
+    report.check("idle: @profiled call vs functools.wraps pass-through", r["decorated"], r["wraps"], 2.0)
+    report.check("idle: @profiled method vs functools.wraps method", r["method"], r["method_wraps"], 2.0)
+    report.check("idle: with profile_region() vs with nullcontext()", r["region"], r["null"], 1.5)
+
+
+def timer_only(report: Report) -> None:
+    region = npp.profile_region
+    sink: list = []
+    figures: list[float] = []
+    references: list[float] = []
+    for _ in range(7):
+        sink.clear()
+        start = time.perf_counter_ns()
+        for _ in range(N):
+            with MinimalTimer(sink):
+                pass
+        references.append((time.perf_counter_ns() - start) / N)
+        with npp.session(trace=False) as s:
+            start = time.perf_counter_ns()
+            for _ in range(N):
+                with region("timed"):
+                    pass
+            s.summary()  # the statistics bookkeeping is part of the cost
+            figures.append((time.perf_counter_ns() - start) / N)
+        assert s.summary().region("timed").count == N
+    report.check(
+        "timer-only session: region (with stats) vs minimal timer",
+        statistics.median(figures), statistics.median(references), 1.3,
+    )
+
+
+def tracing(report: Report, out_dir: Path) -> None:
+    import torch
+    from torch.autograd.profiler import record_function
+
+    n = 20_000
+    region = npp.profile_region
+    figures: list[float] = []
+    references: list[float] = []
+    with npp.session(output_dir=out_dir / "regions"):
+        for _ in range(5):
+            start = time.perf_counter_ns()
+            for _ in range(n):
+                with record_function("bare"):
+                    pass
+            references.append((time.perf_counter_ns() - start) / n)
+            start = time.perf_counter_ns()
+            for _ in range(n):
+                with region("ours"):
+                    pass
+            figures.append((time.perf_counter_ns() - start) / n)
+    report.check(
+        "tracing session: region vs bare record_function",
+        statistics.median(figures), statistics.median(references), 1.2,
+    )
+
+    # A model without regions of its own, so both loops record the same events:
+    # what differs is only the session machinery.
+    model = torch.nn.Sequential(
+        torch.nn.Embedding(1000, 64), torch.nn.Linear(64, 256), torch.nn.GELU(), torch.nn.Linear(256, 1000)
+    ).eval()
+    batches = [torch.randint(0, 1000, (2, 32)) for _ in range(6)]
+
+    def by_hand() -> None:
+        with torch.no_grad(), torch.profiler.profile(
+            activities=[torch.profiler.ProfilerActivity.CPU],
+            record_shapes=True,
+            schedule=torch.profiler.schedule(wait=1, warmup=1, active=3),
+            on_trace_ready=torch.profiler.tensorboard_trace_handler(str(out_dir / "hand")),
+        ) as prof:
+            for tokens in batches:
+                model(tokens)
+                prof.step()
+
+    def through_npuprofile() -> None:
+        with torch.no_grad(), npp.session(
+            output_dir=out_dir / "npp", record_shapes=True, schedule=npp.schedule(wait=1, warmup=1, active=3)
+        ) as s:
+            for tokens in s.steps(batches):
+                model(tokens)
+
+    hand: list[float] = []
+    ours: list[float] = []
+    for _ in range(5):
+        for runner, sink in ((by_hand, hand), (through_npuprofile, ours)):
+            start = time.perf_counter()
+            runner()
+            sink.append(time.perf_counter() - start)
+    report.check(
+        "model loop: npuprofile session vs hand-written torch.profiler",
+        statistics.median(ours) * 1e9, statistics.median(hand) * 1e9, 1.05,
+    )
+
+
+def import_cost(report: Report) -> None:
+    code = (
+        "import time, sys\n"
+        "import torch\n"
+        "t = time.perf_counter_ns()\n"
+        "import npuprofile\n"
+        "t = time.perf_counter_ns() - t\n"
+        "heavy = [m for m in ('torch_npu', 'matplotlib', 'npuprofile.cli', 'ijson', 'orjson') if m in sys.modules]\n"
+        "print(t, ','.join(heavy) or '-')\n"
+    )
+    costs = []
+    for _ in range(5):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        ns, heavy = out.stdout.split()
+        if heavy != "-":
+            report.missed.append(f"import pulled in {heavy}")
+            print(f"import npuprofile imported {heavy}: MISSED")
+        costs.append(float(ns))
+    report.check("import npuprofile after torch (ms, limit is absolute 10ms)", statistics.median(costs) / 1e6, 10.0, 1.0, "ms")
+
+
+def main() -> None:
+    report = Report("overhead")
+    disabled_at_import(report)
+    idle(report)
+    timer_only(report)
+    with tempfile.TemporaryDirectory() as tmp:
+        tracing(report, Path(tmp))
+    import_cost(report)
+    report.finish()
+
+
+if __name__ == "__main__":
+    main()

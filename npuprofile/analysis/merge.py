@@ -1,0 +1,352 @@
+"""Merge the per-rank Chrome traces of one run into one trace, streaming.
+
+Each rank gets one process lane (``pid`` = the rank, named ``rank N`` and
+sorted by rank). The pseudo-processes torch adds (``Spans``, ``Traces``) fold
+into the rank's lane; other real processes of a rank (a device lane, the many
+lanes of a torch_npu ``trace_view.json``) become lanes named ``rank N: <name>``
+sorted just below it. Flow and async ids are made unique per rank so arrows
+never join two ranks.
+
+Clocks (``align``):
+
+- ``"clock"`` (default): torch traces give ``ts`` in microseconds after the
+  file's ``baseTimeNanoseconds``; every event is moved onto one base, the
+  earliest of all files, written as the output's ``baseTimeNanoseconds``. Ranks
+  on one host share a clock, so their events line up exactly; across hosts the
+  alignment is as good as the hosts' clock synchronisation (NTP, PTP). A file
+  without ``baseTimeNanoseconds`` (``trace_view.json``) is taken to hold
+  absolute microseconds.
+- ``"none"``: timestamps are copied as they are.
+
+Memory does not grow with the input: events are read in chunks
+(:mod:`npuprofile.analysis.events`) and written out as they come. Each input
+file's top-level keys (``distributedInfo``, ``deviceProperties``, ...) are kept
+under ``npuprofileMerge.files[i].metadata`` in the output.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any, BinaryIO, Callable, Iterable, Iterator, Sequence
+
+import orjson
+
+from .._output import atomic_write
+from ..errors import TraceError
+from .events import TraceFile, find_traces
+
+logger = logging.getLogger("npuprofile")
+
+__all__ = ["RankTrace", "MergeResult", "identify", "merge_traces", "merge_directory", "ALIGN_MODES"]
+
+ALIGN_MODES = ("clock", "none")
+#: Process ids of the extra lanes of a rank (device lanes) start here, clear of any rank number.
+SUBLANE_PID_BASE = 1_000_000_000
+#: Lanes of different runs (``allow_mixed_runs``) are kept apart by this stride.
+RUN_PID_STRIDE = 1_000_000
+_ID_PHASES = frozenset("stfbenSTFNOD")
+_PROCESS_META = frozenset(("process_name", "process_sort_index", "process_labels"))
+_STEM = re.compile(r"^(?P<run>[A-Za-z0-9][A-Za-z0-9_.-]*?)\.rank(?P<rank>\d+)(?:\.(?P<host>.+?)_(?P<pid>\d+))?(?:[._]|$)")
+_WRITE_BATCH = 1 << 20
+
+Progress = Callable[[int, int], None]
+
+
+@dataclasses.dataclass
+class RankTrace:
+    """One input file and what identifies it: run id, rank, the host process id, the clock base."""
+
+    path: Path
+    run_id: str | None
+    rank: int
+    pid: int | None
+    base_ns: int | None
+    size: int
+
+    @property
+    def run_key(self) -> str:
+        """The run id, or ``"?"`` when the file does not say."""
+        return self.run_id if self.run_id is not None else "?"
+
+
+@dataclasses.dataclass
+class MergeResult:
+    """What :func:`merge_traces` wrote."""
+
+    output: Path
+    files: list[RankTrace]
+    run_ids: list[str]
+    ranks: list[int]
+    events_in: int
+    events_out: int
+    reference_ns: int | None
+
+
+def identify(path: str | os.PathLike[str]) -> RankTrace:
+    """Read which run and rank wrote ``path`` (from its name, else its ``distributedInfo``).
+
+    npuprofile names files ``<run_id>.rank<R>.<host>_<pid>...``; for a
+    ``trace_view.json`` the enclosing ``..._ascend_pt`` directory carries the
+    name. Reads only the start of the file, unless the clock base is stored
+    after the events.
+    """
+    path = Path(path)
+    trace = TraceFile(path)
+    run_id = rank = pid = None
+    for part in (path.name, *(p.name for p in list(path.parents)[:3])):
+        match = _STEM.match(part)
+        if match:
+            run_id, rank = match["run"], int(match["rank"])
+            pid = int(match["pid"]) if match["pid"] else None
+            break
+    metadata = _head_metadata(trace)
+    if trace.layout == "torch" and "baseTimeNanoseconds" not in metadata:
+        metadata = trace.read_metadata()  # stored after the events: one extra pass, no events kept
+    if rank is None:
+        info = metadata.get("distributedInfo")
+        if isinstance(info, dict) and isinstance(info.get("rank"), int):
+            rank = info["rank"]
+    if rank is None:
+        raise TraceError(
+            f"{path}: cannot tell which rank wrote it (no distributedInfo, and the name does not "
+            "follow '<run_id>.rank<N>.<host>_<pid>...'); rename it so"
+        )
+    base = metadata.get("baseTimeNanoseconds")
+    return RankTrace(path, run_id, rank, pid, int(base) if isinstance(base, (int, float)) else None, trace.size)
+
+
+def _head_metadata(trace: TraceFile) -> dict[str, Any]:
+    events = trace.events()
+    try:
+        next(events, None)
+    finally:
+        events.close()
+    return dict(trace.metadata)
+
+
+def merge_directory(
+    directory: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    *,
+    run_id: str | None = None,
+    allow_mixed_runs: bool = False,
+    align: str = "clock",
+    progress: Progress | None = None,
+) -> MergeResult:
+    """Merge the traces found under ``directory`` (see :func:`merge_traces`)."""
+    out = Path(output).resolve()
+    paths = [p for p in find_traces(directory) if p.resolve() != out]
+    return merge_traces(paths, output, run_id=run_id, allow_mixed_runs=allow_mixed_runs, align=align,
+                        progress=progress)
+
+
+def merge_traces(
+    paths: Iterable[str | os.PathLike[str]],
+    output: str | os.PathLike[str],
+    *,
+    run_id: str | None = None,
+    allow_mixed_runs: bool = False,
+    align: str = "clock",
+    progress: Progress | None = None,
+) -> MergeResult:
+    """Merge per-rank traces into ``output`` (gzip-compressed when it ends in ``.gz``).
+
+    ``run_id`` keeps only that run's files. Files of different runs are refused
+    unless ``allow_mixed_runs`` (then each run's ranks get their own lanes).
+    ``progress(bytes_done, bytes_total)`` is called as input is read. The output
+    appears atomically: a reader never sees a half-written merge.
+    """
+    if align not in ALIGN_MODES:
+        raise TraceError(f"align={align!r} is not allowed; allowed: {', '.join(ALIGN_MODES)}")
+    files = [identify(p) for p in paths]
+    if not files:
+        raise TraceError("no trace files to merge")
+    if run_id is not None:
+        files = [f for f in files if f.run_id == run_id]
+        if not files:
+            raise TraceError(f"no trace of run {run_id!r} among the inputs")
+    runs = sorted({f.run_key for f in files})
+    if len(runs) > 1 and not allow_mixed_runs:
+        counts = ", ".join(f"{r} ({sum(f.run_key == r for f in files)} files)" for r in runs)
+        raise TraceError(
+            f"the traces belong to {len(runs)} runs: {counts}; pick one with --run-id "
+            "or pass --allow-mixed-runs to merge them anyway"
+        )
+    files.sort(key=lambda f: (f.run_key, f.rank, str(f.path)))
+    bases = [f.base_ns if f.base_ns is not None else 0 for f in files]
+    reference = min(bases) if align == "clock" else None
+    out = Path(output)
+    writer = _Writer(files, runs, reference, progress)
+
+    def write(tmp: Path) -> None:
+        handle: BinaryIO
+        with open(tmp, "wb") as raw:
+            handle = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=5) if out.name.endswith(".gz") else raw  # type: ignore[assignment]
+            try:
+                writer.write(handle)
+            finally:
+                if handle is not raw:
+                    handle.close()
+            raw.flush()
+            os.fsync(raw.fileno())
+
+    atomic_write(out, write)
+    return MergeResult(out, files, runs, sorted({f.rank for f in files}), writer.events_in, writer.events_out,
+                       reference)
+
+
+class _Lanes:
+    """The output lanes of one rank: its own (``pid`` = rank) and any extra process of it."""
+
+    def __init__(self, run_index: int, trace: RankTrace, lane_index: int, lanes_total: int, label: str) -> None:
+        self.host_pid = run_index * RUN_PID_STRIDE + trace.rank
+        self.sort_base = run_index * RUN_PID_STRIDE + trace.rank * 1000
+        self.label = label
+        self.lane_index = lane_index
+        self.lanes_total = lanes_total
+        self.known: dict[Any, int] = {}
+        self.host_source: Any = None
+        self.announced = False
+
+
+class _Writer:
+    """Streams every input's events, rewritten, into one output file."""
+
+    def __init__(self, files: Sequence[RankTrace], runs: Sequence[str], reference: int | None,
+                 progress: Progress | None) -> None:
+        self.files = files
+        self.runs = list(runs)
+        self.reference = reference
+        self.progress = progress
+        self.total_bytes = sum(f.size for f in files) or 1
+        self.events_in = 0
+        self.events_out = 0
+        self._next_sublane = SUBLANE_PID_BASE
+        keys = sorted({(f.run_key, f.rank) for f in files})
+        self._lane_index = {key: i for i, key in enumerate(keys)}
+        self._lanes: dict[tuple[str, int], _Lanes] = {}
+        self._file_meta: list[dict[str, Any]] = []
+
+    def write(self, handle: BinaryIO) -> None:
+        handle.write(b'{"traceEvents":[\n')
+        batch: list[bytes] = []
+        size = 0
+        first = True
+        done_before = 0
+        for trace in self.files:
+            count = 0
+            for event in self._events(trace, done_before):
+                data = orjson.dumps(event)
+                batch.append(data if first else b",\n" + data)
+                first = False
+                size += len(data)
+                count += 1
+                if size >= _WRITE_BATCH:
+                    handle.write(b"".join(batch))
+                    batch.clear()
+                    size = 0
+            done_before += trace.size
+            self.events_out += count
+        handle.write(b"".join(batch))
+        handle.write(b"\n],\n")
+        tail: dict[str, Any] = {"displayTimeUnit": "ms"}
+        if self.reference is not None:
+            tail["baseTimeNanoseconds"] = self.reference
+        tail["npuprofileMerge"] = {
+            "version": 1,
+            "run_ids": self.runs,
+            "align": "clock" if self.reference is not None else "none",
+            "reference_ns": self.reference,
+            "lanes": [
+                {"run_id": key[0] if key[0] != "?" else None, "rank": key[1], "pid": lanes.host_pid,
+                 "name": lanes.label}
+                for key, lanes in sorted(self._lanes.items())
+            ],
+            "files": self._file_meta,
+        }
+        handle.write(orjson.dumps(tail)[1:])
+
+    def _lanes_for(self, trace: RankTrace) -> _Lanes:
+        key = (trace.run_key, trace.rank)
+        lanes = self._lanes.get(key)
+        if lanes is None:
+            run_index = self.runs.index(trace.run_key)
+            label = f"{trace.run_key} rank {trace.rank}" if len(self.runs) > 1 else f"rank {trace.rank}"
+            lanes = self._lanes[key] = _Lanes(run_index, trace, self._lane_index[key], len(self._lane_index), label)
+        return lanes
+
+    def _events(self, trace: RankTrace, done_before: int) -> Iterator[dict[str, Any]]:
+        lanes = self._lanes_for(trace)
+        if not lanes.announced:
+            lanes.announced = True
+            yield from _lane_metadata(lanes.host_pid, lanes.label, lanes.sort_base)
+        offset = 0.0
+        if self.reference is not None:
+            offset = ((trace.base_ns or 0) - self.reference) / 1000.0
+        progress = None
+        if self.progress is not None:
+            report = self.progress
+            total = self.total_bytes
+
+            def progress(done: int, _size: int) -> None:
+                report(done_before + done, total)
+
+        source = TraceFile(trace.path)
+        count = 0
+        for event in source.events(progress):
+            count += 1
+            yield from self._rewrite(event, lanes, trace, offset)
+        self.events_in += count
+        self._file_meta.append({
+            "path": str(trace.path), "run_id": trace.run_id, "rank": trace.rank, "events": count,
+            "base_ns": trace.base_ns, "offset_us": offset, "metadata": source.metadata,
+        })
+
+    def _rewrite(self, event: dict[str, Any], lanes: _Lanes, trace: RankTrace, offset: float) -> Iterator[dict[str, Any]]:
+        pid = event.get("pid")
+        if pid.__class__ is not int:  # torch's pseudo-processes ("Spans", "Traces", ""): fold into the rank
+            if event.get("ph") == "M" and event.get("name") in _PROCESS_META:
+                return
+            out_pid = lanes.host_pid
+        else:
+            if lanes.host_source is None:
+                lanes.host_source = trace.pid if trace.pid is not None else pid
+            if pid == lanes.host_source:
+                if event.get("ph") == "M" and event.get("name") in ("process_name", "process_sort_index"):
+                    return
+                out_pid = lanes.host_pid
+            else:
+                out_pid = lanes.known.get(pid)
+                if out_pid is None:
+                    out_pid = lanes.known[pid] = self._next_sublane
+                    self._next_sublane += 1
+                    yield from _lane_metadata(out_pid, f"{lanes.label}: pid {pid}", lanes.sort_base + len(lanes.known))
+                if event.get("ph") == "M":
+                    name = event.get("name")
+                    if name == "process_sort_index":
+                        return
+                    if name == "process_name":
+                        args = event.get("args") or {}
+                        event["args"] = dict(args, name=f"{lanes.label}: {args.get('name', pid)}")
+        event["pid"] = out_pid
+        if offset:
+            ts = event.get("ts")
+            if ts.__class__ is float or ts.__class__ is int:
+                event["ts"] = ts + offset
+        if "id" in event and event.get("ph") in _ID_PHASES:
+            ident = event["id"]
+            if ident.__class__ is int:
+                event["id"] = ident * lanes.lanes_total + lanes.lane_index
+            else:
+                event["id"] = f"{ident}:{lanes.lane_index}"
+        yield event
+
+
+def _lane_metadata(pid: int, name: str, sort_index: int) -> Iterator[dict[str, Any]]:
+    yield {"ph": "M", "name": "process_name", "pid": pid, "tid": 0, "args": {"name": name}}
+    yield {"ph": "M", "name": "process_sort_index", "pid": pid, "tid": 0, "args": {"sort_index": sort_index}}
