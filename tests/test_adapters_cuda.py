@@ -137,14 +137,16 @@ def test_nvtx_ranges_pair_with_regions(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.profiler, "profile", lambda **kwargs: object())
     adapter = CudaAdapter()
     adapter.create_profiler(_config.resolve(environ={}), CudaOptions(nvtx=True), None)
-    outer = adapter.range_push("outer")
-    inner = adapter.range_push("inner")
-    adapter.range_pop(inner)
-    adapter.range_pop(outer)
+    push, pop = adapter.range_markers()  # what a tracing session calls per region
+    outer = push("outer")
+    inner = push("inner")
+    pop(inner)
+    pop(outer)
     assert log == [("start", ("outer", 100)), ("start", ("inner", 101)), ("end", 101), ("end", 100)]
     log.clear()
     adapter.create_profiler(_config.resolve(environ={}), CudaOptions(nvtx=False), None)
-    adapter.range_pop(adapter.range_push("plain"))
+    push, pop = adapter.range_markers()
+    pop(push("plain"))
     assert log == []
 
 

@@ -8,7 +8,7 @@ Regions can also open NVTX ranges so they show in Nsight Systems.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from .._config import env_name, parse_bool
 from ..errors import ConfigError
@@ -106,6 +106,11 @@ class CudaAdapter(TorchProfilerAdapter):
         # Range markers have no options argument: remember the choice for this session.
         self._nvtx = bool(getattr(options, "nvtx", False))
         return super().create_profiler(config, options, on_trace_ready)
+
+    def range_markers(self) -> tuple[Callable[[str], Any], Callable[[Any], None]]:
+        if self._nvtx:  # the faster shared markers know nothing of NVTX
+            return self.range_push, self.range_pop
+        return super().range_markers()
 
     def range_push(self, name: str) -> Any:
         record = super().range_push(name)

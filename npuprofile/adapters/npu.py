@@ -23,8 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Collection, Mapping
 
 from ..errors import BackendError, BackendUnavailableError, ConfigError, TraceError
-from .base import Adapter, OpStat, Timer, ensure_dir
-from .cpu import _record_function
+from .base import Adapter, OpStat, Timer
 from .events import EventTimer
 from .npu_options import (
     AIC_METRIC_CONSTANTS,
@@ -340,7 +339,8 @@ class NpuAdapter(Adapter):
 
     def trace_handler(self, sink: "TraceSink", options: NpuOptions) -> Callable[[Any], None]:
         """torch_npu's own handler, writing ``<stem>_<pid>_<time>_ascend_pt`` under the output dir."""
-        directory = ensure_dir(sink.directory)
+        directory = sink.directory
+        directory.mkdir(parents=True, exist_ok=True)
         self._before[sink] = frozenset(self._profiling_dirs(sink))
         handler = self._torch_npu().profiler.tensorboard_trace_handler(
             dir_name=str(directory), worker_name=_worker_name(sink), analyse_flag=options.analyse
@@ -372,7 +372,9 @@ class NpuAdapter(Adapter):
 
     # -- markers, sync, timing --------------------------------------------------------------------------
     def range_push(self, name: str) -> Any:
-        record = _record_function()(name)
+        from torch.autograd.profiler import record_function
+
+        record = record_function(name)
         record.__enter__()
         if not self._tx:
             return record
