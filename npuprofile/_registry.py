@@ -201,7 +201,10 @@ def register_builtins(registry: Registry) -> None:
 
 # Device adapters: checked before CPU by "auto"; NPU before CUDA because
 # torch_npu can alias torch.cuda to the NPU.
-_OPTIONAL_BUILTINS: list[tuple[str, str, str, int]] = []
+_OPTIONAL_BUILTINS: list[tuple[str, str, str, int]] = [
+    ("npu", ".adapters.npu", "NpuAdapter", 20),
+    ("cuda", ".adapters.cuda", "CudaAdapter", 10),
+]
 
 
 def _lazy_factory(module: str, cls: str) -> AdapterFactory:

@@ -407,4 +407,5 @@ def session(
     adapter = backends.get(config.backend)
     if adapter.name not in parsed:
         parsed[adapter.name] = adapter.parse_options(None, os.environ)
+    adapter.validate(config, parsed[adapter.name])
     return Session(config, adapter, parsed[adapter.name])

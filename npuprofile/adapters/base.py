@@ -119,6 +119,13 @@ class Adapter(abc.ABC):
             raise ConfigError(f"{self.name}={value!r}: the {self.name!r} backend takes no options; allowed: None")
         return None
 
+    def validate(self, config: "Config", options: Any) -> None:
+        """Check the session options against this backend before anything starts.
+
+        Raise :class:`~npuprofile.errors.ConfigError` for a combination this
+        backend cannot honour (the default accepts everything).
+        """
+
     def options_to_dict(self, options: Any) -> dict[str, Any]:
         """JSON-ready view of parsed options, for summaries and reports."""
         if options is None:
