@@ -19,8 +19,10 @@ def per_call_ns(loop: Callable[[int], None], number: int, repeats: int = 7) -> f
     return statistics.median(samples)
 
 
-def interleaved(loops: dict[str, Callable[[int], None]], number: int, repeats: int = 9) -> dict[str, float]:
-    """Per-call medians of several loops measured in turn (so machine noise hits them alike)."""
+def interleaved(
+    loops: dict[str, Callable[[int], None]], number: int, repeats: int = 9, pick: Callable = statistics.median
+) -> dict[str, float]:
+    """Per-call medians (or ``pick``) of several loops measured in turn (so machine noise hits them alike)."""
     for loop in loops.values():
         loop(max(1, number // 10))
     samples: dict[str, list[float]] = {name: [] for name in loops}
@@ -29,7 +31,7 @@ def interleaved(loops: dict[str, Callable[[int], None]], number: int, repeats: i
             start = time.perf_counter_ns()
             loop(number)
             samples[name].append((time.perf_counter_ns() - start) / number)
-    return {name: statistics.median(values) for name, values in samples.items()}
+    return {name: pick(values) for name, values in samples.items()}
 
 
 class Report:

@@ -81,7 +81,7 @@ class Schedule:
 
     def to_dict(self) -> dict[str, int]:
         """The schedule as plain numbers."""
-        return dataclasses.asdict(self)
+        return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
 
 
 def schedule(
@@ -233,7 +233,7 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready view of the options."""
-        out = dataclasses.asdict(self)
+        out = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
         out["output_dir"] = str(self.output_dir)
         out["schedule"] = self.schedule.to_dict() if self.schedule else None
         out["ranks"] = list(self.ranks) if self.ranks is not None else None

@@ -24,6 +24,18 @@ class StepStat:
         return dataclasses.asdict(self)
 
 
+def dumps_json(data: Any, indent: int = 2) -> str:
+    """JSON text of ``data`` (orjson when present: summaries are written on the way out of a session)."""
+    try:
+        import orjson
+    except ImportError:  # pragma: no cover - orjson is a declared dependency
+        import json
+
+        return json.dumps(data, indent=indent or None, default=str)
+    option = orjson.OPT_INDENT_2 if indent else 0
+    return orjson.dumps(data, option=option | orjson.OPT_NON_STR_KEYS, default=str).decode()
+
+
 def format_ns(ns: float) -> str:
     """A duration in the unit that reads best (ns, us, ms, s)."""
     if ns < 1e3:
@@ -92,9 +104,7 @@ class Summary:
 
     def to_json(self, path: str | Path | None = None, *, indent: int = 2) -> str:
         """The summary as JSON; also written atomically to ``path`` when given."""
-        import json
-
-        text = json.dumps(self.to_dict(), indent=indent, default=str)
+        text = dumps_json(self.to_dict(), indent=indent)
         if path is not None:
             atomic_write_text(Path(path), text + "\n")
         return text
