@@ -67,9 +67,11 @@ def test_regions_and_steps_of_an_npuprofile_session(traces: dict[str, Any]) -> N
         assert sum(step.regions.values()) <= step.duration_ns + 1000
         assert step.other_ns >= 0
     assert sum(r.self_ns for r in result.regions) <= result.step_time_ns + slack
-    timer_mean = session.summary().region("forward").mean_ns
+    # The trace covers the active steps only, the timer every step (the first is often
+    # slow): the trace's mean must lie within the timer's range, in the same unit.
+    timer = session.summary().region("forward")
     trace_mean = result.region("forward").total_ns / result.region("forward").count
-    assert 0.3 < trace_mean / timer_mean < 3
+    assert 0.5 * timer.min_ns <= trace_mean <= 2 * timer.max_ns
 
 
 def test_memory_peaks_and_session_metadata(traces: dict[str, Any]) -> None:
