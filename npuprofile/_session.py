@@ -230,7 +230,9 @@ class Session:
         with self._lock:
             samples = recorder.samples if recorder is not None else {}
             regions = [entry.stats(name) for name, entry in list(samples.items()) if len(entry)]
-            ops = self._op_table() if with_ops else []
+            names = {stats.name for stats in regions}
+            # the profiler lists our regions among its ops (they are record_function ranges)
+            ops = [op for op in self._op_table() if op.name not in names] if with_ops else []
             return Summary(regions, ops, list(self._steps), self.metadata())
 
     def _op_table(self) -> list[OpStat]:

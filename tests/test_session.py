@@ -86,6 +86,7 @@ def test_summary_table_and_dict(tmp_path) -> None:
     (row,) = [r for r in data["regions"] if r["name"] == "forward"]
     assert row["count"] == 3 and row["min_ns"] <= row["p50_ns"] <= row["max_ns"]
     assert any(op["name"] == "aten::mm" for op in data["ops"])
+    assert not any(op["name"] == "forward" for op in data["ops"])  # regions are not ops
     assert data["metadata"]["backend"] == "cpu"
     assert [p.name.split(".")[-2:] for p in s.summary_paths] == [["summary", "json"], ["summary", "txt"]]
     assert json.loads(s.summary_paths[0].read_text())["regions"][0]["name"] == "forward"
