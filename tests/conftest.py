@@ -9,7 +9,6 @@ from typing import Any, Iterator
 
 import pytest
 
-import npuprofile
 from npuprofile import _lifecycle, _region, _registry
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 from npuprofile.adapters.base import Timer
 from npuprofile.adapters.cpu import CpuAdapter

@@ -4,23 +4,13 @@ from __future__ import annotations
 
 import copy
 import threading
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import torch
 
 import npuprofile as npp
-from npuprofile import _region, _registry
 from npuprofile.errors import ConfigError
-
-
-@pytest.fixture(autouse=True)
-def clean_state() -> Iterator[None]:
-    _registry.backends.reset()
-    _region.ACTIVE.clear()
-    yield
-    _region.ACTIVE.clear()
-    _registry.backends.reset()
 
 
 class Attn(torch.nn.Module):

@@ -3,24 +3,14 @@
 from __future__ import annotations
 
 import time
-from typing import Callable, Iterator
+from typing import Callable
 
 import pytest
 import torch
 
 import npuprofile as npp
-from npuprofile import _region, _registry
 
 TOLERANCE = 0.05  # relative; a few ms of work per iteration makes region overhead negligible
-
-
-@pytest.fixture(autouse=True)
-def clean_state() -> Iterator[None]:
-    _registry.backends.reset()
-    _region.ACTIVE.clear()
-    yield
-    _region.ACTIVE.clear()
-    _registry.backends.reset()
 
 
 def matmul_work() -> Callable[[], None]:

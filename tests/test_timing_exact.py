@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,18 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import npuprofile as npp
-from npuprofile import _region, _registry
+from npuprofile import _region
 from npuprofile.adapters.base import Timer
 from npuprofile.adapters.cpu import CpuAdapter
-
-
-@pytest.fixture(autouse=True)
-def clean_state() -> Iterator[None]:
-    _registry.backends.reset()
-    _region.ACTIVE.clear()
-    yield
-    _region.ACTIVE.clear()
-    _registry.backends.reset()
 
 
 class FakeClock(Timer):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import abc
 import dataclasses
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 if TYPE_CHECKING:
