@@ -23,8 +23,9 @@ import npuprofile as npp
 
 def pick_backend() -> str:
     """The device backend when one runs here, else cpu (decided by the registry, not by name checks)."""
+    available = npp.backends.available()
     for name in ("cuda", "npu"):
-        if name in npp.backends.names() and npp.backends.get(name).unavailable_reason() is None:
+        if name in available:
             return name
     return "cpu"
 
