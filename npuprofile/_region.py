@@ -266,11 +266,16 @@ def _load_speedups() -> Any:
         from . import _speedups  # type: ignore[attr-defined]
     except ImportError:
         return None
-    _speedups.setup(
-        _CURRENT, ACTIVE, Region, Samples, Region._exit_slow, Region._close, Region._close_children,
+    _setup_speedups(_speedups)
+    return _speedups
+
+
+def _setup_speedups(module: Any) -> None:
+    """Hand the C accelerator the objects of this module it works with (it calls back into ``Region``)."""
+    module.setup(
+        _CURRENT, ACTIVE, Recorder, Region, Samples, Region._exit_slow, Region._close, Region._close_children,
         Region.__repr__, RegionError, IDLE_REGION,
     )
-    return _speedups
 
 
 _SPEEDUPS = _load_speedups()

@@ -29,7 +29,45 @@ static PyObject *g_region_error;   /* errors.RegionError */
 static PyObject *g_idle_region;    /* _region.IDLE_REGION */
 static PyObject *g_perf_counter_ns; /* time.perf_counter_ns */
 
+/* Where the __slots__ of Recorder and Samples live, to read them without an attribute lookup. */
+static PyTypeObject *g_recorder_type, *g_samples_cls;
+static Py_ssize_t off_mark = -1, off_push = -1, off_deferred = -1, off_samples = -1, off_durations = -1, off_selfs = -1;
+
 static PyObject *s_mark, *s_push, *s_deferred, *s_samples, *s_durations, *s_selfs, *s_child_ns, *s_append;
+
+/* ``obj.<attr>`` (new reference), straight from its slot when ``obj`` is exactly of ``type``. */
+static inline PyObject *
+get_slot(PyObject *obj, PyTypeObject *type, Py_ssize_t offset, PyObject *attr)
+{
+    if (offset >= 0 && Py_IS_TYPE(obj, type)) {
+        PyObject *value = *(PyObject **)((char *)obj + offset);
+        if (value != NULL) {
+            Py_INCREF(value);
+            return value;
+        }
+    }
+    return PyObject_GetAttr(obj, attr);
+}
+
+/* The offset of ``type``'s __slots__ member ``name``, or -1. */
+static Py_ssize_t
+slot_offset(PyObject *type, const char *name)
+{
+    PyObject *descr = PyObject_GetAttrString(type, name);
+    Py_ssize_t offset = -1;
+    if (descr == NULL) {
+        PyErr_Clear();
+        return -1;
+    }
+    if (Py_IS_TYPE(descr, &PyMemberDescr_Type)) {
+        PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
+        if (member->type == T_OBJECT_EX && !(member->flags & READONLY)) {
+            offset = member->offset;
+        }
+    }
+    Py_DECREF(descr);
+    return offset;
+}
 
 typedef struct {
     PyObject_HEAD
@@ -63,7 +101,7 @@ ready(void)
 static int
 take_mark(PyObject *recorder, long long *raw, PyObject **obj, char *is_raw)
 {
-    PyObject *mark = PyObject_GetAttr(recorder, s_mark);
+    PyObject *mark = get_slot(recorder, g_recorder_type, off_mark, s_mark);
     if (mark == NULL) {
         return -1;
     }
@@ -216,7 +254,7 @@ region_enter(RegionObject *self, PyObject *Py_UNUSED(ignored))
 static int
 append_to(PyObject *samples, PyObject *attr, long long value)
 {
-    PyObject *target = PyObject_GetAttr(samples, attr);
+    PyObject *target = get_slot(samples, g_samples_cls, attr == s_durations ? off_durations : off_selfs, attr);
     if (target == NULL) {
         return -1;
     }
@@ -270,7 +308,7 @@ add_child_time(PyObject *parent, long long duration)
 static int
 record(PyObject *recorder, PyObject *name, long long duration, long long self_ns)
 {
-    PyObject *all = PyObject_GetAttr(recorder, s_samples);
+    PyObject *all = get_slot(recorder, g_recorder_type, off_samples, s_samples);
     if (all == NULL) {
         return -1;
     }
@@ -579,7 +617,7 @@ sp_profile_region(PyObject *module, PyObject *const *args, Py_ssize_t nargs, PyO
     Py_INCREF(recorder);
     int full = sync == Py_False ? 0 : PyObject_IsTrue(sync);
     if (full == 0) {
-        PyObject *push = PyObject_GetAttr(recorder, s_push);
+        PyObject *push = get_slot(recorder, g_recorder_type, off_push, s_push);
         if (push == NULL) {
             full = -1;
         }
@@ -589,7 +627,7 @@ sp_profile_region(PyObject *module, PyObject *const *args, Py_ssize_t nargs, PyO
         }
     }
     if (full == 0) {
-        PyObject *deferred = PyObject_GetAttr(recorder, s_deferred);
+        PyObject *deferred = get_slot(recorder, g_recorder_type, off_deferred, s_deferred);
         if (deferred == NULL) {
             full = -1;
         }
@@ -612,6 +650,7 @@ sp_profile_region(PyObject *module, PyObject *const *args, Py_ssize_t nargs, PyO
     return result;
 }
 
+#ifdef __linux__
 static PyObject *
 sp_monotonic_ns(PyObject *module, PyObject *Py_UNUSED(ignored))
 {
@@ -621,13 +660,15 @@ sp_monotonic_ns(PyObject *module, PyObject *Py_UNUSED(ignored))
     }
     return PyLong_FromLongLong((long long)ts.tv_sec * 1000000000LL + (long long)ts.tv_nsec);
 }
+#endif
 
 static PyObject *
 sp_setup(PyObject *module, PyObject *args)
 {
-    PyObject *current, *active, *region_type, *samples_type, *exit_slow, *close, *close_children, *repr,
+    PyObject *current, *active, *recorder_type, *region_type, *samples_type, *exit_slow, *close, *close_children, *repr,
         *region_error, *idle_region;
-    if (!PyArg_ParseTuple(args, "OO!OOOOOOOO:setup", &current, &PyList_Type, &active, &region_type, &samples_type,
+    if (!PyArg_ParseTuple(args, "OO!O!OO!OOOOOO:setup", &current, &PyList_Type, &active, &PyType_Type, &recorder_type,
+                          &region_type, &PyType_Type, &samples_type,
                           &exit_slow, &close, &close_children, &repr, &region_error, &idle_region)) {
         return NULL;
     }
@@ -646,6 +687,16 @@ sp_setup(PyObject *module, PyObject *args)
     }
 #define KEEP(slot, value) do { Py_INCREF(value); Py_XSETREF(slot, value); } while (0)
     KEEP(g_active, active);
+    g_recorder_type = (PyTypeObject *)recorder_type;
+    Py_INCREF(recorder_type);
+    g_samples_cls = (PyTypeObject *)samples_type;
+    Py_INCREF(samples_type);
+    off_mark = slot_offset(recorder_type, "mark");
+    off_push = slot_offset(recorder_type, "push");
+    off_deferred = slot_offset(recorder_type, "deferred");
+    off_samples = slot_offset(recorder_type, "samples");
+    off_durations = slot_offset(samples_type, "durations");
+    off_selfs = slot_offset(samples_type, "selfs");
     KEEP(g_region_type, region_type);
     KEEP(g_samples_type, samples_type);
     KEEP(g_exit_slow, exit_slow);
@@ -662,7 +713,7 @@ sp_setup(PyObject *module, PyObject *args)
 
 static PyMethodDef module_methods[] = {
     {"setup", (PyCFunction)sp_setup, METH_VARARGS,
-     PyDoc_STR("setup(current, active, region_type, samples_type, exit_slow, close, close_children, repr, "
+     PyDoc_STR("setup(current, active, recorder_type, region_type, samples_type, exit_slow, close, close_children, repr, "
                "region_error, idle_region)\n--\n\nHand over _region.py's objects (called once, at import).")},
     {"timed_region", (PyCFunction)(void (*)(void))sp_timed_region, METH_FASTCALL,
      PyDoc_STR("timed_region(recorder, name)\n--\n\nA new lean region (not entered).")},
@@ -673,9 +724,11 @@ static PyMethodDef module_methods[] = {
                "session it feeds the session's statistics and, when tracing, labels the\n"
                "block in the trace. ``sync=True`` waits for the device at entry and exit so\n"
                "host time covers the device work. Regions nest freely.")},
+#ifdef __linux__
     {"monotonic_ns", (PyCFunction)sp_monotonic_ns, METH_NOARGS,
      PyDoc_STR("monotonic_ns()\n--\n\nThe clock lean regions read when the recorder's mark is "
-               "time.perf_counter_ns.")},
+               "time.perf_counter_ns (only on Linux, where that is CLOCK_MONOTONIC).")},
+#endif
     {NULL},
 };
 

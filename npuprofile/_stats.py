@@ -145,7 +145,7 @@ class Samples:
     def compact(self) -> None:
         """Move the hot lists into compact storage (safe against threads appending meanwhile)."""
         count = len(self.durations)
-        self.archive.extend(self.durations[:count])
+        self.archive.fromlist(self.durations[:count])
         del self.durations[:count]
         count = len(self.selfs)
         self.self_total += sum(self.selfs[:count])
