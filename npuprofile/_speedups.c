@@ -14,6 +14,8 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
+#include <limits.h>
+#include <string.h>
 #include <time.h>
 
 /* Objects handed over by setup(); owned references, alive for the process. */
@@ -662,6 +664,108 @@ sp_monotonic_ns(PyObject *module, PyObject *Py_UNUSED(ignored))
 }
 #endif
 
+#ifdef __SIZEOF_INT128__
+static PyObject *
+int128_to_pylong(__int128 value)
+{
+    if (value >= LLONG_MIN && value <= LLONG_MAX) {
+        return PyLong_FromLongLong((long long)value);
+    }
+    /* value = high * 2**64 + low, with low unsigned */
+    PyObject *high = PyLong_FromLongLong((long long)(value >> 64));
+    PyObject *low = PyLong_FromUnsignedLongLong((unsigned long long)(value & 0xFFFFFFFFFFFFFFFFULL));
+    PyObject *shift = PyLong_FromLong(64);
+    PyObject *result = NULL;
+    if (high != NULL && low != NULL && shift != NULL) {
+        PyObject *shifted = PyNumber_Lshift(high, shift);
+        if (shifted != NULL) {
+            result = PyNumber_Add(shifted, low);
+            Py_DECREF(shifted);
+        }
+    }
+    Py_XDECREF(high);
+    Py_XDECREF(low);
+    Py_XDECREF(shift);
+    return result;
+}
+
+/* moments(durations) -> (total, min, max, sum of squares as float) of an int64 buffer, or None. */
+static PyObject *
+sp_moments(PyObject *module, PyObject *values)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(values, &view, PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) < 0) {
+        return NULL;
+    }
+    const char *format = view.format != NULL ? view.format : "B";
+    if (format[0] == '@' || format[0] == '=') {
+        format++;
+    }
+    if (view.itemsize != 8 || (strcmp(format, "q") != 0 && strcmp(format, "l") != 0)) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_TypeError, "moments() needs a buffer of 64-bit signed integers (array('q'))");
+        return NULL;
+    }
+    const long long *data = (const long long *)view.buf;
+    Py_ssize_t count = view.len / 8;
+    if (count == 0) {
+        PyBuffer_Release(&view);
+        Py_RETURN_NONE;
+    }
+    __int128 total = 0;
+    unsigned __int128 squares = 0;
+    const unsigned __int128 limit = ~(unsigned __int128)0;
+    long long low = data[0], high = data[0];
+    int overflow = 0;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        long long v = data[i];
+        total += v;
+        if (v < low) {
+            low = v;
+        }
+        if (v > high) {
+            high = v;
+        }
+        unsigned long long magnitude = v < 0 ? (unsigned long long)0 - (unsigned long long)v : (unsigned long long)v;
+        unsigned __int128 square = (unsigned __int128)magnitude * magnitude;
+        if (square > limit - squares) {
+            overflow = 1;
+            break;
+        }
+        squares += square;
+    }
+    PyBuffer_Release(&view);
+    if (overflow) {
+        Py_RETURN_NONE; /* the caller falls back to exact Python arithmetic */
+    }
+    PyObject *total_obj = int128_to_pylong(total);
+    PyObject *squares_obj = int128_to_pylong((__int128)(squares >> 1)); /* fits: halve, then double */
+    if (total_obj == NULL || squares_obj == NULL) {
+        Py_XDECREF(total_obj);
+        Py_XDECREF(squares_obj);
+        return NULL;
+    }
+    PyObject *two = PyLong_FromLong(2), *odd = PyLong_FromLong((long)(squares & 1));
+    PyObject *doubled = two != NULL ? PyNumber_Multiply(squares_obj, two) : NULL;
+    PyObject *exact = doubled != NULL && odd != NULL ? PyNumber_Add(doubled, odd) : NULL;
+    Py_XDECREF(two);
+    Py_XDECREF(odd);
+    Py_XDECREF(doubled);
+    Py_DECREF(squares_obj);
+    if (exact == NULL) {
+        Py_DECREF(total_obj);
+        return NULL;
+    }
+    double sum_sq = PyLong_AsDouble(exact); /* correctly rounded */
+    Py_DECREF(exact);
+    if (sum_sq == -1.0 && PyErr_Occurred()) {
+        Py_DECREF(total_obj);
+        return NULL;
+    }
+    return Py_BuildValue("NLLd", total_obj, low, high, sum_sq);
+}
+#endif
+
 static PyObject *
 sp_setup(PyObject *module, PyObject *args)
 {
@@ -724,6 +828,11 @@ static PyMethodDef module_methods[] = {
                "session it feeds the session's statistics and, when tracing, labels the\n"
                "block in the trace. ``sync=True`` waits for the device at entry and exit so\n"
                "host time covers the device work. Regions nest freely.")},
+#ifdef __SIZEOF_INT128__
+    {"moments", (PyCFunction)sp_moments, METH_O,
+     PyDoc_STR("moments(durations)\n--\n\n(total, min, max, sum of squares) of an array('q') in one pass, "
+               "or None when empty or too large for 128-bit sums.")},
+#endif
 #ifdef __linux__
     {"monotonic_ns", (PyCFunction)sp_monotonic_ns, METH_NOARGS,
      PyDoc_STR("monotonic_ns()\n--\n\nThe clock lean regions read when the recorder's mark is "
