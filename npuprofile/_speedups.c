@@ -791,10 +791,10 @@ sp_setup(PyObject *module, PyObject *args)
     }
 #define KEEP(slot, value) do { Py_INCREF(value); Py_XSETREF(slot, value); } while (0)
     KEEP(g_active, active);
-    g_recorder_type = (PyTypeObject *)recorder_type;
     Py_INCREF(recorder_type);
-    g_samples_cls = (PyTypeObject *)samples_type;
+    Py_XSETREF(g_recorder_type, (PyTypeObject *)recorder_type);
     Py_INCREF(samples_type);
+    Py_XSETREF(g_samples_cls, (PyTypeObject *)samples_type);
     off_mark = slot_offset(recorder_type, "mark");
     off_push = slot_offset(recorder_type, "push");
     off_deferred = slot_offset(recorder_type, "deferred");
