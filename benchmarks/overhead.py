@@ -133,6 +133,9 @@ def idle(report: Report) -> None:
 
 
 def timer_only(report: Report) -> None:
+    from npuprofile import _region
+
+    print(f"(timer-only regions run on the {'C accelerator' if _region.SPEEDUPS else 'pure-Python path'})")
     region = npp.profile_region
     sink: list = []
     figures: list[float] = []

@@ -18,6 +18,7 @@ import logging
 from typing import Any, Callable, TypeVar, overload
 
 from . import _compile
+from ._env import pure_python_from_env
 from ._stats import Samples
 from .errors import RegionError
 
@@ -253,6 +254,39 @@ def profile_region(name: str, *, sync: bool = False) -> Any:
     return TimedRegion(recorder, name)
 
 
+#: The pure-Python :func:`profile_region`, kept for tests and comparisons when the C one is used.
+_py_profile_region = profile_region
+
+
+def _load_speedups() -> Any:
+    """The optional C accelerator, handed this module's objects; None if not built or not wanted."""
+    if pure_python_from_env():
+        return None
+    try:
+        from . import _speedups  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    _setup_speedups(_speedups)
+    return _speedups
+
+
+def _setup_speedups(module: Any) -> None:
+    """Hand the C accelerator the objects of this module it works with (it calls back into ``Region``)."""
+    module.setup(
+        _CURRENT, ACTIVE, Recorder, Region, Samples, Region._exit_slow, Region._close, Region._close_children,
+        Region.__repr__, RegionError, IDLE_REGION,
+    )
+
+
+_SPEEDUPS = _load_speedups()
+#: Whether the C accelerator runs the lean path (built, and ``NPUPROFILE_PURE_PYTHON`` not set at import).
+SPEEDUPS = _SPEEDUPS is not None
+#: Makes a lean region (host clock only): the C type when available, else :class:`TimedRegion`.
+_lean_region: Callable[[Recorder, str], Any] = _SPEEDUPS.timed_region if SPEEDUPS else TimedRegion
+if SPEEDUPS:
+    profile_region = _SPEEDUPS.profile_region  # noqa: F811 - same semantics, in C
+
+
 @_compile.stand_in(profile_region)
 def _profile_region_in_graph(name: str, *, sync: bool = False) -> Any:
     """What Dynamo traces instead of :func:`profile_region`: a no-op that is noted once."""
@@ -324,7 +358,7 @@ def _plain_wrapper(name: str, sync: bool) -> Callable[..., Any]:
             return wrapped(*args, **kwargs)
         recorder = ACTIVE[0]
         lean = not (sync or recorder.push is not None or recorder.deferred)
-        with TimedRegion(recorder, name) if lean else Region(recorder, name, sync):
+        with _lean_region(recorder, name) if lean else Region(recorder, name, sync):
             return wrapped(*args, **kwargs)
 
     return call

@@ -7,7 +7,23 @@ import operator
 from array import array
 from typing import Any, Iterable
 
+from ._env import pure_python_from_env
+
 PERCENTILES = (50, 90, 95, 99)
+
+
+def _load_moments() -> Any:
+    """The C one-pass ``moments`` of npuprofile._speedups, unless not built or NPUPROFILE_PURE_PYTHON=1."""
+    if pure_python_from_env():
+        return None
+    try:
+        from ._speedups import moments  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return moments
+
+
+_moments = _load_moments()
 
 
 def percentile(sorted_values: "array[int] | list[int]", q: float) -> float:
@@ -106,11 +122,16 @@ class RegionStats:
         stats = cls(name)
         if durations:
             stats.count = len(durations)
-            stats.total_ns = sum(durations)
             stats.self_ns = self_ns
-            stats.min_ns = min(durations)
-            stats.max_ns = max(durations)
-            stats._sum_sq = math.fsum(map(operator.mul, durations, durations))
+            fast = _moments is not None and isinstance(durations, array) and durations.typecode == "q"
+            moments = _moments(durations) if fast else None
+            if moments is not None:  # one pass in C, sum of squares exact before rounding
+                stats.total_ns, stats.min_ns, stats.max_ns, stats._sum_sq = moments
+            else:
+                stats.total_ns = sum(durations)
+                stats.min_ns = min(durations)
+                stats.max_ns = max(durations)
+                stats._sum_sq = math.fsum(map(operator.mul, durations, durations))
             stats._samples = array("q", durations)
             stats._sorted = False
         return stats
@@ -145,7 +166,7 @@ class Samples:
     def compact(self) -> None:
         """Move the hot lists into compact storage (safe against threads appending meanwhile)."""
         count = len(self.durations)
-        self.archive.extend(self.durations[:count])
+        self.archive.fromlist(self.durations[:count])
         del self.durations[:count]
         count = len(self.selfs)
         self.self_total += sum(self.selfs[:count])
