@@ -241,7 +241,7 @@ def import_cost(report: Report) -> None:
         "t = time.perf_counter_ns()\n"
         "import npuprofile\n"
         "t = time.perf_counter_ns() - t\n"
-        "heavy = [m for m in ('torch_npu', 'matplotlib', 'npuprofile.cli', 'ijson', 'orjson') if m in sys.modules]\n"
+        "heavy = [m for m in ('torch_npu', 'matplotlib', 'npuprofile.cli', 'ijson', 'orjson', 'wrapt', 'torch._dynamo') if m in sys.modules]\n"
         "print(t, ','.join(heavy) or '-')\n"
     )
     costs = []
