@@ -23,13 +23,11 @@ class ManualClock(Timer):
         self.now += ns
 
 
-class ManualClockAdapter(CpuAdapter):
-    """The CPU adapter with a manual clock and counted synchronize() calls."""
+class ClockAdapter(CpuAdapter):
+    """The CPU adapter with a clock the test drives and counted synchronize() calls."""
 
-    name = "manual"
-
-    def __init__(self) -> None:
-        self.clock = ManualClock()
+    def __init__(self, clock: Timer) -> None:
+        self.clock = clock
         self.syncs = 0
 
     def timer(self) -> Timer:
@@ -39,8 +37,13 @@ class ManualClockAdapter(CpuAdapter):
         self.syncs += 1
 
 
-def register_manual(registry: Any) -> ManualClockAdapter:
-    """Register a fresh ManualClockAdapter as backend 'manual' and return it."""
-    adapter = ManualClockAdapter()
-    registry.register("manual", lambda: adapter, priority=-1, replace=True)
+def register_clock(registry: Any, name: str, clock: Timer) -> ClockAdapter:
+    """Register a fresh ClockAdapter around ``clock`` as backend ``name`` and return it."""
+    adapter = ClockAdapter(clock)
+    registry.register(name, lambda: adapter, priority=-1, replace=True)
     return adapter
+
+
+def register_manual(registry: Any) -> ClockAdapter:
+    """Register a ClockAdapter with a fresh ManualClock as backend 'manual'."""
+    return register_clock(registry, "manual", ManualClock())

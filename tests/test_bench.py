@@ -7,29 +7,15 @@ import functools
 import io
 import json
 import time
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
 import npuprofile as npp
-from npuprofile import _region, _registry
 from npuprofile.adapters.base import Timer
-from npuprofile.adapters.cpu import CpuAdapter
 from npuprofile.errors import ConfigError, SessionError
 
-
-@pytest.fixture(autouse=True)
-def clean_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    import os
-
-    for name in list(os.environ):
-        if name.startswith("NPUPROFILE_"):
-            monkeypatch.delenv(name)
-    _registry.backends.reset()
-    _region.ACTIVE.clear()
-    yield
-    _region.ACTIVE.clear()
-    _registry.backends.reset()
+from .fakes import ClockAdapter, register_clock
 
 
 class StepClock(Timer):
@@ -48,24 +34,8 @@ class EventClock(StepClock):
     host_clock = False
 
 
-class CountingAdapter(CpuAdapter):
-    name = "counting"
-
-    def __init__(self, clock: StepClock) -> None:
-        self.clock = clock
-        self.syncs = 0
-
-    def timer(self) -> Timer:
-        return self.clock
-
-    def synchronize(self) -> None:
-        self.syncs += 1
-
-
-def register(clock: StepClock) -> CountingAdapter:
-    adapter = CountingAdapter(clock)
-    npp.backends.register("counting", lambda: adapter, priority=-1, replace=True)
-    return adapter
+def register(clock: StepClock) -> ClockAdapter:
+    return register_clock(npp.backends, "counting", clock)
 
 
 def test_warmup_calls_are_excluded_and_repeat_is_exact() -> None:

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 import npuprofile as npp
 from npuprofile import _region
 from npuprofile.adapters.base import Timer
-from npuprofile.adapters.cpu import CpuAdapter
+
+from .fakes import ClockAdapter, register_clock
 
 
 class FakeClock(Timer):
@@ -70,24 +71,8 @@ class FakeEventTimer(FakeClock):
         return end.time - start.time
 
 
-class FakeAdapter(CpuAdapter):
-    name = "fake"
-
-    def __init__(self, clock: FakeClock) -> None:
-        self.clock = clock
-        self.syncs = 0
-
-    def timer(self) -> Timer:
-        return self.clock
-
-    def synchronize(self) -> None:
-        self.syncs += 1
-
-
-def use_clock(clock: FakeClock) -> FakeAdapter:
-    adapter = FakeAdapter(clock)
-    npp.backends.register("fake", lambda: adapter, priority=-1, replace=True)
-    return adapter
+def use_clock(clock: FakeClock) -> ClockAdapter:
+    return register_clock(npp.backends, "fake", clock)
 
 
 # A region tree: (name, time before the children, children, time after the children).
