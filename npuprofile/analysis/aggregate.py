@@ -225,19 +225,14 @@ class Aggregator:
         if folded is not None:
             frame[_CHILD] = folded[_CHILD]
             frame[_FOLD] = None
-        if frame[_KIND] == _OP:
-            if parent is not None and parent[_KIDS] == 1 and parent[_KIND] == _OP and parent[_NAME] == frame[_NAME]:
-                parent[_FOLD] = frame
-                return
-            dur = frame[_DUR]
-            key = (frame[_PID], frame[_CAT], frame[_NAME])
-            row = self.ops.get(key)
-            if row is None:
-                self.ops[key] = [1, dur, dur - frame[_CHILD]]
-            else:
-                row[0] += 1
-                row[1] += dur
-                row[2] += dur - frame[_CHILD]
+        if (
+            frame[_KIND] == _OP
+            and parent is not None
+            and parent[_KIDS] == 1
+            and parent[_KIND] == _OP
+            and parent[_NAME] == frame[_NAME]
+        ):
+            parent[_FOLD] = frame  # an op whose only child has its name: counted once, as torch does
             return
         self._record(frame)
 
