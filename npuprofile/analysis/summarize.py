@@ -12,13 +12,12 @@ import csv
 import dataclasses
 import gc
 import io
-import json
 import os
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 from .._output import atomic_write_text
-from .._summary import format_ns, render_table
+from .._summary import dumps_json, format_ns, render_table
 from .aggregate import Aggregator
 from .events import Progress, TraceFile, find_traces
 from .runinfo import find_session_summary, load_session_summary, rank_of, trace_facts
@@ -161,7 +160,7 @@ class TraceSummary:
 
     def to_json(self, path: str | os.PathLike[str] | None = None, *, indent: int = 2) -> str:
         """The summary as JSON; also written atomically to ``path`` when given."""
-        text = json.dumps(self.to_dict(), indent=indent, default=str)
+        text = dumps_json(self.to_dict(), indent=indent)
         if path is not None:
             atomic_write_text(Path(path), text + "\n")
         return text
