@@ -122,12 +122,9 @@ class WheelApi:
             return Found("class", module, statement)
         if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)) and statement.name == name:
             return Found("function", module, statement)
-        if isinstance(statement, ast.Assign):
-            if any(isinstance(t, ast.Name) and t.id == name for t in statement.targets):
-                return Found("value", module, statement.value)
-        if isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name):
-            if statement.target.id == name and statement.value is not None:
-                return Found("value", module, statement.value)
+        value = _assigned_value(statement, name)
+        if value is not None:
+            return Found("value", module, value)
         if isinstance(statement, ast.ImportFrom):
             source = self._absolute(module, statement)
             for alias in statement.names:
@@ -150,12 +147,9 @@ class WheelApi:
                 return Found("function", module, statement)
             if isinstance(statement, ast.ClassDef) and statement.name == name:
                 return Found("class", module, statement)
-            if isinstance(statement, ast.Assign):
-                if any(isinstance(t, ast.Name) and t.id == name for t in statement.targets):
-                    return Found("value", module, statement.value)
-            if isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name):
-                if statement.target.id == name and statement.value is not None:
-                    return Found("value", module, statement.value)
+            value = _assigned_value(statement, name)
+            if value is not None:
+                return Found("value", module, value)
         for base in node.bases:
             parent = self._expression(module, base)
             if parent is not None and parent.kind == NATIVE:
@@ -231,3 +225,14 @@ def _params(node: ast.FunctionDef | ast.AsyncFunctionDef, drop_first: bool) -> l
     if args.kwarg is not None:
         params.append(Param(args.kwarg.arg, "var_keyword"))
     return params
+
+
+def _assigned_value(statement: ast.stmt, name: str) -> ast.expr | None:
+    """The expression ``statement`` assigns to ``name`` (plain or annotated assignment), if any."""
+    if isinstance(statement, ast.Assign):
+        if any(isinstance(t, ast.Name) and t.id == name for t in statement.targets):
+            return statement.value
+    if isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name):
+        if statement.target.id == name and statement.value is not None:
+            return statement.value
+    return None
