@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from _measure import Report, interleaved  # noqa: E402
 
-import npuprofile as npp  # noqa: E402
+import npuprofile as npp
 
 N = 100_000
 
@@ -133,7 +133,7 @@ def idle(report: Report) -> None:
 
 
 def timer_only(report: Report) -> None:
-    from npuprofile import _region
+    from npuprofile.core import region as _region
 
     print(f"(timer-only regions run on the {'C accelerator' if _region.SPEEDUPS else 'pure-Python path'})")
     region = npp.profile_region
@@ -241,7 +241,8 @@ def import_cost(report: Report) -> None:
         "t = time.perf_counter_ns()\n"
         "import npuprofile\n"
         "t = time.perf_counter_ns() - t\n"
-        "heavy = [m for m in ('torch_npu', 'matplotlib', 'npuprofile.cli', 'ijson', 'orjson', 'wrapt', 'torch._dynamo') if m in sys.modules]\n"
+        "heavy = [m for m in ('torch_npu', 'matplotlib', 'npuprofile.cli', 'ijson', 'orjson', 'wrapt', 'torch._dynamo')"
+        " if m in sys.modules]\n"
         "print(t, ','.join(heavy) or '-')\n"
     )
     costs = []

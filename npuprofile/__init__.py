@@ -13,9 +13,11 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from . import _compile, _region, errors
-from ._env import enabled_from_env
-from ._region import current_region, profile_region, profiled
+from npuprofile import errors
+from npuprofile.core import compile as _compile
+from npuprofile.core import region as _region
+from npuprofile.core.env import enabled_from_env
+from npuprofile.core.region import current_region, profile_region, profiled
 
 __version__ = "0.1.0"
 
@@ -24,45 +26,47 @@ _compile.install()  # registers the torch.compile stand-ins once torch._dynamo i
 
 # Public name -> module that defines it, imported on first access (PEP 562).
 _LAZY = {
-    "Config": "._config",
-    "Schedule": "._config",
-    "schedule": "._config",
-    "Session": "._session",
-    "session": "._session",
-    "backends": "._registry",
-    "BackendInfo": "._registry",
-    "Registry": "._registry",
-    "RegionStats": "._stats",
-    "StepStat": "._summary",
-    "Summary": "._summary",
-    "Adapter": ".adapters.base",
-    "HostTimer": ".adapters.base",
-    "OpStat": ".adapters.base",
-    "Timer": ".adapters.base",
-    "BenchResult": "._bench",
-    "bench": "._bench",
-    "ModuleProfile": "._modules",
-    "profile_module": "._modules",
-    "AllRanksSummary": "._gather",
-    "Straggler": "._gather",
-    "OnDemand": "._on_demand",
-    "on_demand": "._on_demand",
+    "Config": ".sessions.config",
+    "Schedule": ".sessions.config",
+    "schedule": ".sessions.config",
+    "Session": ".sessions.session",
+    "session": ".sessions.session",
+    "BackendInfo": ".backends.registry",
+    "Registry": ".backends.registry",
+    "RegionStats": ".core.stats",
+    "StepStat": ".summary.model",
+    "Summary": ".summary.model",
+    "Adapter": ".backends.base",
+    "HostTimer": ".backends.base",
+    "OpStat": ".backends.base",
+    "Timer": ".backends.base",
+    "BenchResult": ".tools.bench",
+    "bench": ".tools.bench",
+    "ModuleProfile": ".tools.modules",
+    "profile_module": ".tools.modules",
+    "AllRanksSummary": ".sessions.gather",
+    "Straggler": ".sessions.gather",
+    "OnDemand": ".sessions.on_demand",
+    "on_demand": ".sessions.on_demand",
 }
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
-    from ._config import Config, Schedule, schedule
-    from ._bench import BenchResult, bench
-    from ._gather import AllRanksSummary, Straggler
-    from ._modules import ModuleProfile, profile_module
-    from ._on_demand import OnDemand, on_demand
-    from ._registry import BackendInfo, Registry, backends
-    from ._session import Session, session
-    from ._stats import RegionStats
-    from ._summary import StepStat, Summary
-    from .adapters.base import Adapter, HostTimer, OpStat, Timer
+    from npuprofile import backends
+    from npuprofile.backends.base import Adapter, HostTimer, OpStat, Timer
+    from npuprofile.backends.registry import BackendInfo, Registry
+    from npuprofile.core.stats import RegionStats
+    from npuprofile.sessions.config import Config, Schedule, schedule
+    from npuprofile.sessions.gather import AllRanksSummary, Straggler
+    from npuprofile.sessions.on_demand import OnDemand, on_demand
+    from npuprofile.sessions.session import Session, session
+    from npuprofile.summary.model import StepStat, Summary
+    from npuprofile.tools.bench import BenchResult, bench
+    from npuprofile.tools.modules import ModuleProfile, profile_module
 
 
 def __getattr__(name: str) -> Any:
+    if name == "backends":  # the registry's view is the backends package itself
+        return import_module(".backends", __name__)
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'npuprofile' has no attribute {name!r}")
@@ -72,7 +76,7 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | {"backends"})
 
 
 __all__ = [

@@ -18,9 +18,9 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable
 
-from . import _config
-from ._output import TraceSink
-from .adapters.base import Adapter, OpStat, Timer
+from npuprofile.backends.base import Adapter, OpStat, Timer
+from npuprofile.sessions import config as _config
+from npuprofile.sessions.files import TraceSink
 
 __all__ = ["CheckResult", "ConformanceReport", "check_adapter", "default_workload"]
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import gzip
+import json
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 
-from npuprofile import _lifecycle, _region, _registry
+from npuprofile.backends import registry as _registry
+from npuprofile.core import region as _region
+from npuprofile.sessions import lifecycle as _lifecycle
 
 
 @pytest.fixture(autouse=True)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from npuprofile.adapters.base import Timer
-from npuprofile.adapters.cpu import CpuAdapter
+from npuprofile.backends.base import Timer
+from npuprofile.backends.cpu import CpuAdapter
 
 
 class ManualClock(Timer):

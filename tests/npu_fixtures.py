@@ -13,8 +13,8 @@ from typing import Any, Iterator
 import pytest
 import torch
 
-from npuprofile import _region
-from npuprofile._registry import backends
+from npuprofile.backends.registry import backends
+from npuprofile.core import region as _region
 
 FAKE_ROOT = Path(__file__).resolve().parent / "fake_torch_npu"
 

@@ -4,7 +4,7 @@
 ``summarize`` turns traces into a :class:`TraceSummary` (see :mod:`.summarize`).
 """
 
-from .events import TraceFile, find_traces, iter_events
-from .summarize import TraceSummary, summarize
+from npuprofile.analysis.events import TraceFile, find_traces, iter_events
+from npuprofile.analysis.summarize import TraceSummary, summarize
 
 __all__ = ["TraceFile", "TraceSummary", "find_traces", "iter_events", "summarize"]

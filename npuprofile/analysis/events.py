@@ -44,7 +44,7 @@ from typing import Any, BinaryIO, Callable, Iterator
 
 import orjson
 
-from ..errors import TraceError
+from npuprofile.errors import TraceError
 
 __all__ = ["TraceFile", "iter_events", "find_traces", "Progress", "TRACE_PATTERNS"]
 

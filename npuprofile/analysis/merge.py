@@ -36,9 +36,9 @@ from typing import Any, BinaryIO, Callable, Iterable, Iterator, Sequence
 
 import orjson
 
-from .._output import atomic_write
-from ..errors import TraceError
-from .events import TraceFile, find_traces
+from npuprofile.analysis.events import TraceFile, find_traces
+from npuprofile.errors import TraceError
+from npuprofile.sessions.files import atomic_write
 
 logger = logging.getLogger("npuprofile")
 

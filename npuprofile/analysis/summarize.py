@@ -16,11 +16,11 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
-from .._output import atomic_write_text
-from .._summary import dumps_json, format_ns, render_table
-from .aggregate import Aggregator
-from .events import Progress, TraceFile, find_traces
-from .runinfo import find_session_summary, load_session_summary, rank_of, trace_facts
+from npuprofile.analysis.aggregate import Aggregator
+from npuprofile.analysis.events import Progress, TraceFile, find_traces
+from npuprofile.analysis.runinfo import find_session_summary, load_session_summary, rank_of, trace_facts
+from npuprofile.sessions.files import atomic_write_text
+from npuprofile.summary.model import dumps_json, format_ns, render_table
 
 __all__ = ["OpRow", "RegionRow", "StepRow", "MemoryRow", "SourceRow", "TraceSummary", "summarize", "build_summary"]
 
@@ -111,7 +111,10 @@ class SourceRow:
 
 
 class TraceSummary:
-    """What :func:`summarize` returns. ``str()`` is a text report; :meth:`to_dict`, :meth:`to_json`, :meth:`to_csv` for machines."""
+    """What :func:`summarize` returns.
+
+    ``str()`` is a text report; :meth:`to_dict`, :meth:`to_json`, :meth:`to_csv` are for machines.
+    """
 
     def __init__(
         self,

@@ -1,0 +1,37 @@
+"""``npuprofile merge``: one Chrome trace from the per-rank traces of a run."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "merge"
+HELP = "merge the per-rank traces of one run into one trace (one lane per rank, clocks aligned)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("inputs", nargs="+", metavar="PATH", help="a directory of traces, or trace files")
+    parser.add_argument("-o", "--output", required=True, help="the merged trace (.json, or .json.gz to compress)")
+    parser.add_argument("--run-id", default=None, help="merge only this run's traces")
+    parser.add_argument("--allow-mixed-runs", action="store_true", help="merge traces of different runs")
+    parser.add_argument("--align", choices=("clock", "none"), default="clock",
+                        help="clock: put every rank on one time base (default); none: keep timestamps")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress display")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from npuprofile.analysis.events import find_traces
+    from npuprofile.analysis.merge import merge_traces
+    from npuprofile.cli.commands._progress import ProgressBar
+
+    output = Path(args.output).resolve()
+    paths = [p for source in args.inputs for p in find_traces(source) if p.resolve() != output]
+    with ProgressBar("merging", quiet=args.quiet) as progress:
+        result = merge_traces(paths, args.output, run_id=args.run_id, allow_mixed_runs=args.allow_mixed_runs,
+                              align=args.align, progress=progress)
+    ranks = ",".join(str(r) for r in result.ranks)
+    runs = ", ".join(result.run_ids)
+    print(f"merged {len(result.files)} trace(s) of run {runs} (ranks {ranks}): "
+          f"{result.events_out} events -> {result.output}")
+    return 0

@@ -1,0 +1,52 @@
+"""``npuprofile summarize``: top ops, regions and steps of a trace (or a directory of traces)."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "summarize"
+HELP = "summarize traces: top ops by self time (CPU and device), regions, per-step times"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("trace", metavar="TRACE_OR_DIR",
+                        help="a .pt.trace.json[.gz] or trace_view.json file, or a directory holding traces")
+    form = parser.add_mutually_exclusive_group()
+    form.add_argument("--json", action="store_true", help="print JSON")
+    form.add_argument("--csv", action="store_true", help="print CSV (regions, steps and ops in one table)")
+    parser.add_argument("--top", type=int, default=20, metavar="N", help="ops to list per kind (default: 20)")
+    parser.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def check_top(top: int) -> int:
+    """``--top`` must be positive."""
+    from npuprofile.errors import ConfigError
+
+    if top < 1:
+        raise ConfigError(f"--top={top} is not allowed; use a whole number of 1 or more")
+    return top
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from npuprofile.analysis import summarize
+    from npuprofile.cli.commands._progress import ProgressBar
+    from npuprofile.sessions.files import atomic_write_text
+
+    top = check_top(args.top)
+    with ProgressBar("reading", quiet=args.quiet) as bar:
+        summary = summarize(args.trace, top=top, progress=bar)
+    if args.json:
+        text = summary.to_json() + "\n"
+    elif args.csv:
+        text = summary.to_csv()
+    else:
+        text = summary.text() + "\n"
+    if args.output:
+        atomic_write_text(Path(args.output), text)
+        print(f"summary: {args.output}")
+    else:
+        print(text, end="")
+    return 0

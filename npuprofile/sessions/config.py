@@ -1,0 +1,262 @@
+"""Session options: defaults < environment variables < keyword arguments.
+
+Everything is parsed and validated once, into a frozen :class:`Config`, before
+any profiling starts. A bad value raises :class:`~npuprofile.errors.ConfigError`
+naming the argument or variable, the value, and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+from npuprofile.core.env import ENV_PREFIX, enabled_from_env, env_name, parse_bool
+from npuprofile.errors import ConfigError
+
+__all__ = ["ENV_PREFIX", "enabled_from_env", "env_name", "parse_bool"]
+
+_RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def parse_int(value: Any, source: str, minimum: int = 0) -> int:
+    """Parse an integer no smaller than ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ConfigError(f"{source}={value!r} is not an integer; allowed: a whole number >= {minimum}")
+    try:
+        number = int(value.strip()) if isinstance(value, str) else value
+    except ValueError:
+        raise ConfigError(
+            f"{source}={value!r} is not an integer; allowed: a whole number >= {minimum}"
+        ) from None
+    if number < minimum:
+        raise ConfigError(f"{source}={value!r} is too small; allowed: a whole number >= {minimum}")
+    return number
+
+
+def parse_choice(value: Any, source: str, choices: Iterable[str]) -> str:
+    """Parse one of a fixed set of words, case-insensitively."""
+    allowed = tuple(choices)
+    if isinstance(value, str) and value.strip().lower() in allowed:
+        return value.strip().lower()
+    raise ConfigError(f"{source}={value!r} is not allowed; allowed: {', '.join(allowed)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    """When the tracing profiler records, in steps (the same cycle as ``torch.profiler.schedule``).
+
+    Each cycle skips ``wait`` steps, warms up for ``warmup`` steps, then records
+    ``active`` steps and writes one trace. ``repeat=0`` repeats the cycle until
+    the session ends; ``skip_first`` steps are skipped once at the start.
+    """
+
+    wait: int = 0
+    warmup: int = 0
+    active: int = 1
+    repeat: int = 0
+    skip_first: int = 0
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            minimum = 1 if field.name == "active" else 0
+            parse_int(value, f"schedule {field.name}", minimum)
+
+    @property
+    def cycle(self) -> int:
+        """Steps in one wait/warmup/active cycle."""
+        return self.wait + self.warmup + self.active
+
+    def recorded_steps(self, total_steps: int) -> int:
+        """How many of ``total_steps`` steps fall in an active phase."""
+        steps = max(0, total_steps - self.skip_first)
+        full, rest = divmod(steps, self.cycle)
+        if self.repeat:
+            if full >= self.repeat:
+                return self.repeat * self.active
+        return full * self.active + max(0, rest - self.wait - self.warmup)
+
+    def to_dict(self) -> dict[str, int]:
+        """The schedule as plain numbers."""
+        return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+
+
+def schedule(
+    *, wait: int = 0, warmup: int = 0, active: int = 1, repeat: int = 0, skip_first: int = 0
+) -> Schedule:
+    """Build a :class:`Schedule`: skip ``wait``, warm up ``warmup``, record ``active`` steps."""
+    return Schedule(wait=wait, warmup=warmup, active=active, repeat=repeat, skip_first=skip_first)
+
+
+def parse_schedule(value: Any, source: str) -> Schedule | None:
+    """Parse a schedule from a :class:`Schedule`, ``None``, a mapping or ``"wait,warmup,active[,repeat]"``."""
+    if value is None or isinstance(value, Schedule):
+        return value
+    if isinstance(value, Mapping):
+        unknown = set(value) - {f.name for f in dataclasses.fields(Schedule)}
+        if unknown:
+            raise ConfigError(
+                f"{source} has unknown keys {sorted(unknown)}; allowed: wait, warmup, active, repeat, skip_first"
+            )
+        return Schedule(**{k: parse_int(v, f"{source}[{k!r}]", 1 if k == "active" else 0) for k, v in value.items()})
+    if isinstance(value, str):
+        parts = [p.strip() for p in value.split(",")]
+        if value.strip().lower() in ("", "none", "off"):
+            return None
+        if len(parts) not in (3, 4):
+            raise ConfigError(
+                f"{source}={value!r} is not a schedule; allowed: 'wait,warmup,active[,repeat]', e.g. '1,1,3'"
+            )
+        names = ("wait", "warmup", "active", "repeat")
+        numbers = {
+            name: parse_int(part, f"{source} {name}", 1 if name == "active" else 0)
+            for name, part in zip(names, parts)
+        }
+        return Schedule(**numbers)
+    raise ConfigError(
+        f"{source}={value!r} is not a schedule; allowed: npuprofile.schedule(...), a dict, "
+        "'wait,warmup,active[,repeat]' or None"
+    )
+
+
+def parse_ranks(value: Any, source: str) -> tuple[int, ...] | None:
+    """Parse a rank selection: ``None``/``"all"`` for every rank, else integers (``"0,3"``)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in ("", "all", "*"):
+            return None
+        items: list[Any] = [p for p in text.replace(" ", "").split(",") if p]
+    elif isinstance(value, int) and not isinstance(value, bool):
+        items = [value]
+    elif isinstance(value, Iterable):
+        items = list(value)
+    else:
+        raise ConfigError(f"{source}={value!r} is not a rank list; allowed: 'all' or integers like '0,3'")
+    if not items:
+        raise ConfigError(f"{source}={value!r} selects no rank; allowed: 'all' or integers like '0,3'")
+    return tuple(sorted({parse_int(item, source) for item in items}))
+
+
+def parse_output_dir(value: Any, source: str) -> Path:
+    """Parse the output directory: it must be a directory we can write, or creatable."""
+    if not isinstance(value, (str, os.PathLike)) or str(value) == "":
+        raise ConfigError(f"{source}={value!r} is not a path; allowed: a directory path")
+    path = Path(value).expanduser()
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe == path and path.exists() and not path.is_dir():
+        raise ConfigError(f"{source}={str(value)!r} is a file, not a directory; allowed: a writable directory")
+    if not probe.is_dir():
+        raise ConfigError(f"{source}={str(value)!r} lies under the file {str(probe)!r}; allowed: a writable directory")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(f"{source}={str(value)!r} is not writable ({str(probe)!r} denies it); allowed: a writable directory")
+    return path
+
+
+def parse_run_id(value: Any, source: str) -> str | None:
+    """Parse a run id: letters, digits, ``_ . -``, at most 64 characters (it becomes part of file names)."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not _RUN_ID_RE.match(value):
+        raise ConfigError(
+            f"{source}={value!r} is not a run id; allowed: 1-64 letters, digits, '_', '.', '-' "
+            "starting with a letter or digit"
+        )
+    return value
+
+
+def parse_str(value: Any, source: str) -> str:
+    """Parse a non-empty string."""
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{source}={value!r} is not allowed; allowed: a non-empty string")
+    return value.strip()
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    """One session option: its default and how a raw value is parsed."""
+
+    name: str
+    default: Any
+    parse: Callable[[Any, str], Any]
+
+
+def _bool_option(name: str, default: bool = False) -> Option:
+    return Option(name, default, parse_bool)
+
+
+OPTIONS: tuple[Option, ...] = (
+    _bool_option("enabled", True),
+    Option("backend", "auto", lambda v, s: parse_str(v, s).lower()),
+    Option("output_dir", "npuprofile-traces", parse_output_dir),
+    _bool_option("trace", True),
+    _bool_option("record_shapes"),
+    _bool_option("with_stack"),
+    _bool_option("profile_memory"),
+    _bool_option("with_flops"),
+    _bool_option("with_modules"),
+    Option("schedule", None, parse_schedule),
+    _bool_option("gzip"),
+    _bool_option("strict"),
+    Option("ranks", None, parse_ranks),
+    Option("run_id", None, parse_run_id),
+)
+OPTION_NAMES = tuple(option.name for option in OPTIONS)
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Resolved, validated session options (see :func:`resolve`)."""
+
+    enabled: bool = True
+    backend: str = "auto"
+    output_dir: Path = Path("npuprofile-traces")
+    trace: bool = True
+    record_shapes: bool = False
+    with_stack: bool = False
+    profile_memory: bool = False
+    with_flops: bool = False
+    with_modules: bool = False
+    schedule: Schedule | None = None
+    gzip: bool = False
+    strict: bool = False
+    ranks: tuple[int, ...] | None = None
+    run_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready view of the options."""
+        out = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+        out["output_dir"] = str(self.output_dir)
+        out["schedule"] = self.schedule.to_dict() if self.schedule else None
+        out["ranks"] = list(self.ranks) if self.ranks is not None else None
+        return out
+
+
+def resolve(environ: Mapping[str, str] | None = None, **kwargs: Any) -> Config:
+    """Build a :class:`Config`: keyword arguments win over ``NPUPROFILE_*`` variables, which win over defaults.
+
+    A keyword argument given as ``None`` counts as not given.
+    """
+    env = os.environ if environ is None else environ
+    unknown = set(kwargs) - set(OPTION_NAMES)
+    if unknown:
+        raise ConfigError(f"unknown option(s) {sorted(unknown)}; allowed: {', '.join(OPTION_NAMES)}")
+    values: dict[str, Any] = {}
+    for option in OPTIONS:
+        given = kwargs.get(option.name)
+        variable = env_name(option.name)
+        if given is not None:
+            values[option.name] = option.parse(given, option.name)
+        elif env.get(variable, "").strip() != "":
+            values[option.name] = option.parse(env[variable], variable)
+        else:
+            values[option.name] = option.parse(option.default, option.name) if option.default is not None else None
+    return Config(**values)

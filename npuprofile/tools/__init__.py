@@ -1,0 +1,1 @@
+"""Tools built on sessions: ``bench``, ``profile_module`` and the demo."""

@@ -1,0 +1,245 @@
+"""Trace summaries: self times by nesting, regions, steps, device lanes, several files, output formats."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from npuprofile.analysis import aggregate, summarize
+from npuprofile.analysis.aggregate import Aggregator
+from npuprofile.analysis.runinfo import find_session_summary
+from tests._trace_factory import REGIONS, shared_traces, write_ascend_layout
+
+
+@pytest.fixture
+def traces() -> dict[str, Any]:
+    return shared_traces()
+
+
+# -- real traces from the CPU profiler ---------------------------------------------------
+def test_cpu_ops_match_torch_key_averages(traces: dict[str, Any]) -> None:
+    result = summarize(traces["torch"], top=1000)
+    ours = {op.name: op for op in result.cpu_ops}
+    table = traces["torch_table"]
+    aten = {name: row for name, row in table.items() if name.startswith("aten::")}
+    assert len(aten) >= 5
+    for name, (count, self_us, total_us) in aten.items():
+        op = ours[name]
+        assert op.count == count, name
+        slack = 0.01 * count + 0.01 * total_us  # rounding of exported microseconds
+        assert abs(op.self_ns / 1e3 - self_us) <= slack, (name, op.self_ns / 1e3, self_us)
+        assert abs(op.total_ns / 1e3 - total_us) <= slack, (name, op.total_ns / 1e3, total_us)
+    assert "train_step" not in ours and not any(n.startswith("ProfilerStep") for n in ours)
+    assert {r.name for r in result.regions} == {"train_step", "optimizer"}
+    assert [s.step for s in result.steps] == sorted(s.step for s in result.steps)
+    assert len(result.steps) == 3
+
+
+def test_regions_and_steps_of_an_npuprofile_session(traces: dict[str, Any]) -> None:
+    result = summarize(traces["plain"])
+    session = traces["session"]
+    assert {r.name for r in result.regions} == set(REGIONS) == {r.name for r in session.summary().regions}
+    active_steps = len(result.steps)
+    assert active_steps == session.step_count - 1  # the schedule warms up one step
+    step_region = result.region("step")
+    assert step_region.count == active_steps
+    assert result.region("attention").count == 2 * active_steps  # two layers
+    for row in result.regions:
+        assert 0 <= row.self_ns <= row.total_ns
+        assert 0 <= row.share <= 1
+    slack = 1000 * 4 * active_steps  # 1 us of rounding per event
+    nested = result.region("layer.0").total_ns + result.region("layer.1").total_ns
+    assert abs(result.region("forward").total_ns - result.region("forward").self_ns - nested) <= slack
+    inner = result.region("attention").total_ns + result.region("mlp").total_ns
+    layers_self = result.region("layer.0").self_ns + result.region("layer.1").self_ns
+    assert abs(nested - layers_self - inner) <= slack
+    for step in result.steps:
+        assert set(step.regions) == set(REGIONS)
+        assert sum(step.regions.values()) <= step.duration_ns + 1000
+        assert step.other_ns >= 0
+    assert sum(r.self_ns for r in result.regions) <= result.step_time_ns + slack
+    # The trace covers the active steps only, the timer every step (the first is often
+    # slow): the trace's mean must lie within the timer's range, in the same unit.
+    timer = session.summary().region("forward")
+    trace_mean = result.region("forward").total_ns / result.region("forward").count
+    assert 0.5 * timer.min_ns <= trace_mean <= 2 * timer.max_ns
+
+
+def test_memory_peaks_and_session_metadata(traces: dict[str, Any]) -> None:
+    result = summarize(traces["plain"])
+    assert result.memory and result.memory[0].device.startswith("cpu")
+    assert result.memory[0].peak_allocated > 8 * 16 * 32 * 4  # at least one input batch
+    session = traces["session"]
+    assert result.metadata["backend"] == "cpu"
+    assert result.metadata["run_id"] == session.run_id
+    assert result.metadata["ranks"] == [0]
+    assert result.sources[0].session_summary is not None
+    assert find_session_summary(traces["plain"]) == session.summary_paths[0]
+    assert result.cpu_ops and result.cpu_ops[0].self_ns >= result.cpu_ops[-1].self_ns
+    assert not result.device_ops
+
+
+def test_gzip_trace_summarizes_like_plain(traces: dict[str, Any], tmp_path: Path) -> None:
+    import gzip
+
+    plain = tmp_path / "copy.pt.trace.json"
+    plain.write_bytes(gzip.decompress(traces["packed"].read_bytes()))
+    assert summarize(traces["packed"]).to_dict()["regions"] == summarize(plain).to_dict()["regions"]
+
+
+# -- hand-made layouts ----------------------------------------------------------------------
+def test_torch_npu_layout(tmp_path: Path) -> None:
+    write_ascend_layout(tmp_path)
+    result = summarize(tmp_path)
+    cpu = {o.name: o for o in result.cpu_ops}
+    device = {o.name: o for o in result.device_ops}
+    # per step: matmul 20..320 holds mm 30..230; add 400..500; steps twice
+    assert (cpu["aten::matmul"].self_ns, cpu["aten::matmul"].total_ns) == (200_000, 600_000)
+    assert cpu["aten::mm"].self_ns == 400_000 and cpu["aten::add"].self_ns == 200_000
+    assert set(cpu) == {"aten::matmul", "aten::mm", "aten::add"}
+    assert set(device) == {"MatMul_kernel", "Add_kernel", "hcom_allReduce_"}  # Overlap Analysis left out
+    assert device["MatMul_kernel"].self_ns == 500_000 and device["MatMul_kernel"].count == 2
+    assert [r.name for r in result.regions] == ["forward"]
+    assert result.region("forward").total_ns == 1_600_000
+    assert [(s.step, s.duration_ns, s.regions) for s in result.steps] == \
+        [(1, 900_000, {"forward": 800_000}), (2, 900_000, {"forward": 800_000})]
+    assert result.steps[1].start_ns == 1_000_000
+
+
+def _cuda_like(rank: int) -> dict[str, Any]:
+    host = [
+        {"ph": "X", "cat": "user_annotation", "name": "ProfilerStep#0", "pid": 1, "tid": 1, "ts": 0, "dur": 100},
+        {"ph": "X", "cat": "cpu_op", "name": "aten::mm", "pid": 1, "tid": 1, "ts": 10, "dur": 30},
+        {"ph": "X", "cat": "cuda_runtime", "name": "cudaLaunchKernel", "pid": 1, "tid": 1, "ts": 20, "dur": 5},
+    ]
+    device = [
+        {"ph": "M", "name": "process_name", "pid": 0, "tid": 0, "args": {"name": "python"}},
+        {"ph": "M", "name": "process_labels", "pid": 0, "tid": 0, "args": {"labels": "GPU 0"}},
+        {"ph": "X", "cat": "gpu_user_annotation", "name": "forward", "pid": 0, "tid": 7, "ts": 25, "dur": 50},
+        {"ph": "X", "cat": "kernel", "name": "sgemm", "pid": 0, "tid": 7, "ts": 30, "dur": 40 + rank},
+        {"ph": "X", "cat": "gpu_memcpy", "name": "Memcpy HtoD", "pid": 0, "tid": 8, "ts": 80, "dur": 4},
+    ]
+    return {"distributedInfo": {"backend": "nccl", "rank": rank, "world_size": 2},
+            "traceEvents": host + device}
+
+
+def test_device_lanes_and_several_ranks(tmp_path: Path) -> None:
+    for rank in (0, 1):
+        (tmp_path / f"w{rank}.1.pt.trace.json").write_text(json.dumps(_cuda_like(rank)))
+    result = summarize(tmp_path)
+    assert result.metadata["ranks"] == [0, 1]
+    assert [s.rank for s in result.sources] == [0, 1]
+    device = {o.name: o for o in result.device_ops}
+    assert set(device) == {"sgemm", "Memcpy HtoD"}  # gpu_user_annotation is a marker, not an op
+    assert device["sgemm"].count == 2 and device["sgemm"].self_ns == 81_000
+    cpu = {o.name: o for o in result.cpu_ops}
+    assert cpu["aten::mm"].self_ns == 2 * 25_000 and cpu["cudaLaunchKernel"].self_ns == 2 * 5_000
+    assert [(s.rank, s.step) for s in result.steps] == [(0, 0), (1, 0)]
+
+
+def test_session_region_names_mark_regions_in_any_category(tmp_path: Path) -> None:
+    events = [{"ph": "X", "name": "my_region", "pid": 1, "tid": 1, "ts": 0, "dur": 10},
+              {"ph": "X", "name": "op", "pid": 1, "tid": 1, "ts": 1, "dur": 2}]
+    trace = tmp_path / "run.rank0.host_1.123.pt.trace.json"
+    trace.write_text(json.dumps({"traceEvents": events}))
+    assert "my_region" in {o.name for o in summarize(trace).cpu_ops}
+    summary = {"metadata": {"backend": "npu", "trace_paths": [str(trace)]}, "regions": [{"name": "my_region"}]}
+    (tmp_path / "run.rank0.host_1.summary.json").write_text(json.dumps(summary))
+    result = summarize(trace)
+    assert [r.name for r in result.regions] == ["my_region"]
+    assert result.metadata["backend"] == "npu"
+
+
+# -- nesting, as a property ---------------------------------------------------------------
+def _tree(rng: random.Random, start: int, end: int, depth: int, out: list[dict[str, Any]],
+          expected: dict[str, list[int]]) -> None:
+    """Events nested inside [start, end); ``expected[name] = [count, total, self]``."""
+    name = f"op{depth}_{rng.randrange(3)}"
+    out.append({"ph": "X", "cat": "cpu_op", "name": name, "pid": 1, "tid": depth % 2 * 0 + 1, "ts": start,
+                "dur": end - start})
+    children = rng.randrange(4) if depth < 4 and end - start > 8 else 0
+    child_time = 0
+    cursor = start
+    for index in range(children):
+        room = (end - cursor) // (children - index)
+        if room < 3:
+            break
+        lo = cursor + rng.randrange(0, room // 2)
+        hi = rng.randrange(lo + 1, cursor + room)
+        _tree(rng, lo, hi, depth + 1, out, expected)
+        child_time += hi - lo
+        cursor = hi
+    row = expected.setdefault(name, [0, 0, 0])
+    row[0] += 1
+    row[1] += end - start
+    row[2] += end - start - child_time
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32), roots=st.integers(1, 30), window=st.sampled_from([2, 8, 4096]),
+       jitter=st.integers(0, 6))
+def test_self_times_follow_nesting_whatever_the_order(seed: int, roots: int, window: int, jitter: int) -> None:
+    rng = random.Random(seed)
+    events: list[dict[str, Any]] = []
+    expected: dict[str, list[int]] = {}
+    cursor = 0
+    for _ in range(roots):
+        length = rng.randrange(1, 200)
+        _tree(rng, cursor, cursor + length, 0, events, expected)
+        cursor += length + rng.randrange(0, 5)
+    # Profilers write nearly sorted lanes: move each event up to ``jitter`` places.
+    keyed = sorted(((i + rng.uniform(0, jitter), e) for i, e in enumerate(events)), key=lambda p: p[0])
+    old = aggregate.WINDOW
+    aggregate.WINDOW = window
+    try:
+        agg = Aggregator().feed_all(e for _, e in keyed).finish()
+    finally:
+        aggregate.WINDOW = old
+    got = {name: [int(c), int(t), int(s)] for (_, _, name), (c, t, s) in agg.ops.items()}
+    if jitter < window:
+        assert agg.late_events == 0
+        assert got == expected
+    else:
+        assert {n: r[:2] for n, r in got.items()} == {n: r[:2] for n, r in expected.items()}
+
+
+# -- output formats -----------------------------------------------------------------------------
+def test_outputs_are_consistent(traces: dict[str, Any], tmp_path: Path) -> None:
+    result = summarize(traces["plain"], top=5)
+    data = json.loads(result.to_json(tmp_path / "s.json"))
+    assert json.loads((tmp_path / "s.json").read_text()) == data
+    assert len(data["cpu_ops"]) == 5
+    assert [r["name"] for r in data["regions"]] == [r.name for r in result.regions]
+    rows = list(csv.DictReader(io.StringIO(result.to_csv())))
+    assert {r["name"] for r in rows if r["section"] == "region"} == set(REGIONS)
+    assert sum(r["section"] == "step" for r in rows) == len(result.steps)
+    assert sum(r["section"] == "op" for r in rows) == 5
+    text = str(result)
+    for title in ("Regions", "Steps", "Top CPU ops by self time", "Memory peaks"):
+        assert title in text
+    for name in REGIONS:
+        assert name in text
+
+
+def _ops(events: list[tuple[str, int, int]]) -> dict[str, list[int]]:
+    feed = [{"ph": "X", "cat": "cpu_op", "name": n, "pid": 1, "tid": 1, "ts": ts, "dur": dur} for n, ts, dur in events]
+    agg = Aggregator().feed_all(feed).finish()
+    return {name: [int(v) for v in row] for (_, _, name), row in agg.ops.items()}
+
+
+def test_an_only_child_of_the_same_name_folds_into_its_parent_like_torch() -> None:
+    # a > a > a > b: one call of a whose children are b's
+    assert _ops([("a", 0, 100), ("a", 5, 90), ("a", 10, 50), ("b", 20, 10)]) == \
+        {"a": [1, 100, 90], "b": [1, 10, 10]}
+    # two children of the same name are calls of their own
+    assert _ops([("a", 0, 100), ("a", 10, 10), ("a", 30, 10)]) == {"a": [3, 120, 100]}
+    # a same-named child next to another child is not folded either
+    assert _ops([("a", 0, 100), ("a", 10, 10), ("b", 30, 10)]) == {"a": [2, 110, 90], "b": [1, 10, 10]}
