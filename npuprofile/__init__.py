@@ -15,13 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 from npuprofile import errors
 from npuprofile.core import compile as _compile
-from npuprofile.core import region as _region
+from npuprofile.core import decorate as _decorate
+from npuprofile.core.decorate import profiled
 from npuprofile.core.env import enabled_from_env
-from npuprofile.core.region import current_region, profile_region, profiled
+from npuprofile.core.region import current_region, profile_region
 
 __version__ = "0.1.0"
 
-_region.ENABLED_AT_IMPORT = enabled_from_env()
+_decorate.ENABLED_AT_IMPORT = enabled_from_env()
 _compile.install()  # registers the torch.compile stand-ins once torch._dynamo is loaded (never imports it)
 
 # Public name -> module that defines it, imported on first access (PEP 562).

@@ -6,7 +6,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from npuprofile.core.region import profile_region, profiled
+from npuprofile.core.decorate import profiled
+from npuprofile.core.region import profile_region
 from npuprofile.sessions.config import schedule
 from npuprofile.sessions.session import Session, session
 

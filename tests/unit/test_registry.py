@@ -74,7 +74,8 @@ def test_probe_exception_becomes_reason() -> None:
             raise OSError("libdevice.so: cannot open shared object file")
 
     npp.backends.register("exploding", Exploding)
-    assert "libdevice.so" in npp.backends.get.__self__._adapter(npp.backends.get.__self__._entries["exploding"]).unavailable_reason()
+    registry = npp.backends.get.__self__
+    assert "libdevice.so" in registry._adapter(registry._entries["exploding"]).unavailable_reason()
     assert "exploding" not in npp.backends.available()
 
 
