@@ -45,8 +45,8 @@ def rows(summary: Summary) -> Iterator[dict[str, Any]]:
         yield {"section": "step", "name": f"ProfilerStep#{step.index}", "kind": "step", "rank": step.rank,
                "step": step.index, "count": 1, "total_ns": step.duration_ns, "self_ns": step.other_ns}
     for op in summary.ops:
-        yield {"section": "op", "name": op.name, "kind": op.kind, "count": op.count, "total_ns": op.total_ns,
-               "self_ns": op.self_ns}
+        yield {"section": "op", "name": op.name, "kind": op.kind, "rank": op.rank, "count": op.count,
+               "total_ns": op.total_ns, "self_ns": op.self_ns, "share": op.share}
 
 
 def _region(section: str, row: RegionRow, rank: int | None) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from npuprofile.sessions.files import atomic_write_text
-from npuprofile.summary.model import DEVICE, HOST, HOST_AND_DEVICE, Summary
+from npuprofile.summary.model import DEVICE, HOST, HOST_AND_DEVICE, SYNC, Summary
 from npuprofile.summary.svg import OTHER_COLOR, Bar, Column, Series, colors_for, hbar_chart, stacked_columns
 from npuprofile.summary.text import MISSING, format_bytes, format_ns, format_share
 
@@ -67,6 +67,7 @@ def render_report(summary: Summary, title: str | None = None) -> str:
         _steps_section(summary, colors),
         _ops_section(summary, HOST),
         _ops_section(summary, DEVICE),
+        _ops_section(summary, SYNC),
         _host_device_ops_section(summary),
         _memory_section(summary),
         _ranks_section(summary),
@@ -205,23 +206,25 @@ def _steps_section(summary: Summary, colors: dict[str, str]) -> str:
 
 def _ops_section(summary: Summary, kind: str) -> str:
     ops = summary.ops_of(kind)
-    label = "CPU" if kind == HOST else "device"
-    if not ops and (kind == DEVICE or summary.ops_of(HOST_AND_DEVICE)):
+    label = {HOST: "CPU", DEVICE: "device", SYNC: "synchronization"}[kind]
+    if not ops and (kind != HOST or summary.ops_of(HOST_AND_DEVICE)):
         return ""
     head = (f'<section id="{kind}-ops"><h2>Top {label} ops by self time</h2>'
             '<p class="hint">Self time excludes the ops nested inside; total includes them.</p>')
     if not ops:
         return head + '<p class="hint">No ops in this trace.</p></section>'
-    total = sum(o.self_ns for o in ops) or 1
-    color = "#4e79a7" if kind == HOST else "#59a14f"
-    bars = [Bar(o.name, o.self_ns, color,
+    shown = sum(o.self_ns for o in ops) or 1
+    shares = [format_share(o.self_ns / shown if o.share is None else o.share) for o in ops]
+    ranked = len({o.rank for o in ops}) > 1
+    color = {HOST: "#4e79a7", DEVICE: "#59a14f", SYNC: "#b07aa1"}[kind]
+    bars = [Bar(o.name if not ranked else f"{o.name} (rank {o.rank})", o.self_ns, color,
                 f"{o.name}\nself {format_ns(o.self_ns)}, total {format_ns(o.total_ns)}, {o.count} call(s)",
-                note=f"{100 * o.self_ns / total:.1f}%") for o in ops[:MAX_OPS_CHART]]
+                note=share) for o, share in list(zip(ops, shares))[:MAX_OPS_CHART]]
     chart = hbar_chart(f"{kind}-ops", f"Top {label} ops (self time)", bars, format_ns)
     table = _table(
-        ("op", "calls", "self", "self %", "total", "mean self"),
-        [(escape(o.name), str(o.count), format_ns(o.self_ns), f"{100 * o.self_ns / total:.1f}%",
-          format_ns(o.total_ns), format_ns(o.self_ns / o.count if o.count else 0)) for o in ops],
+        ("op", *(["rank"] if ranked else []), "calls", "self", "self %", "total", "mean self"),
+        [(escape(o.name), *([str(o.rank)] if ranked else []), str(o.count), format_ns(o.self_ns), share,
+          format_ns(o.total_ns), format_ns(o.self_ns / o.count if o.count else 0)) for o, share in zip(ops, shares)],
     )
     return head + chart + table + "</section>"
 

@@ -3,8 +3,9 @@
 Every document carries ``schema_version`` (:data:`~npuprofile.summary.model.SCHEMA_VERSION`)
 and every section, empty where its producer has nothing for it, so a reader
 handles session, trace, gathered and bench summaries alike. Op rows are split
-by clock: ``ops`` holds rows timed on host and device together (a profiler's op
-table), ``cpu_ops`` and ``device_ops`` the rows of one clock (trace analysis).
+by kind: ``ops`` holds rows timed on host and device together (a profiler's op
+table), ``cpu_ops``, ``device_ops`` and ``sync_ops`` the rows of one lane
+(trace analysis), so every row appears once.
 :func:`load` reads these documents back, and those written before
 ``schema_version`` existed (version 1).
 """
@@ -27,15 +28,16 @@ from npuprofile.summary.model import (
     HOST_AND_DEVICE,
     SCHEMA_VERSION,
     SESSION,
+    SYNC,
     TRACE,
-    DeviceStepTime,
     DeviceTime,
-    KernelTypeRow,
+    KernelTypeTime,
     MemoryRow,
     OpRow,
     RankView,
     RegionRow,
     SourceRow,
+    StepDeviceTime,
     StepRow,
     Straggler,
     StreamTime,
@@ -67,6 +69,7 @@ def to_dict(summary: Summary) -> dict[str, Any]:
         "ops": [o.to_dict() for o in summary.ops_of(HOST_AND_DEVICE)],
         "cpu_ops": [o.to_dict() for o in summary.ops_of(HOST)],
         "device_ops": [o.to_dict() for o in summary.ops_of(DEVICE)],
+        "sync_ops": [o.to_dict() for o in summary.ops_of(SYNC)],
         "memory": [m.to_dict() for m in summary.memory],
         "sources": [s.to_dict() for s in summary.sources],
         "per_rank": {str(view.rank): [r.to_dict() for r in view.regions] for view in summary.ranks if view.selected},
@@ -108,7 +111,7 @@ def from_dict(data: Any) -> Summary:
     kind = data.get("kind") or _kind_of_version_1(data, metadata)
     if kind not in CLASSES:
         raise ValueError(f"kind={kind!r} is not a kind of summary; kinds: {', '.join(CLASSES)}")
-    ops = [*_rows(data, "ops", _op), *_rows(data, "cpu_ops", _op), *_rows(data, "device_ops", _op)]
+    ops = [op for key in ("ops", "cpu_ops", "device_ops", "sync_ops") for op in _rows(data, key, _op)]
     stragglers = _rows(data, "stragglers", _straggler)
     return CLASSES[kind](
         regions=_rows(data, "regions", _region),
@@ -159,7 +162,7 @@ def _op(item: dict[str, Any]) -> OpRow:
         return _fields(OpRow)(item)
     # a version 1 trace row: one clock's self and total time
     clock = "host" if item["kind"] == HOST else "device"
-    return OpRow(item["name"], item["count"], kind=item["kind"],
+    return OpRow(item["name"], item["count"], kind=item["kind"], rank=item.get("rank"), share=item.get("share"),
                  **{f"self_{clock}_ns": item["self_ns"], f"total_{clock}_ns": item["total_ns"]})
 
 
@@ -192,7 +195,7 @@ def _device_time(item: dict[str, Any]) -> DeviceTime:
     fields = {
         **item,
         "streams": [_fields(StreamTime)(s) for s in item.get("streams") or ()],
-        "kernel_types": [_fields(KernelTypeRow)(k) for k in item.get("kernel_types") or ()],
-        "steps": [_fields(DeviceStepTime)(s) for s in item.get("steps") or ()],
+        "kernel_types": [_fields(KernelTypeTime)(k) for k in item.get("kernel_types") or ()],
+        "steps": [_fields(StepDeviceTime)(s) for s in item.get("steps") or ()],
     }
     return _fields(DeviceTime)(fields)

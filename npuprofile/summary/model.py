@@ -35,6 +35,7 @@ KINDS = (SESSION, TRACE, ALL_RANKS, BENCH)
 # Which clock an op row's times come from (``OpRow.kind``).
 HOST = "cpu"
 DEVICE = "device"
+SYNC = "sync"
 HOST_AND_DEVICE = "cpu+device"
 
 
@@ -102,11 +103,14 @@ class RegionRow(_Row):
 
 @dataclasses.dataclass(frozen=True)
 class OpRow(_Row):
-    """One operator (or kernel), all its calls together.
+    """One operator (or kernel, or synchronization marker), all its calls together.
 
-    ``kind`` says which clocks timed it: ``"cpu"`` (a host op of a trace),
-    ``"device"`` (a kernel of a trace) or ``"cpu+device"`` (a profiler's op table,
-    which times each op on both).
+    ``kind`` says where it was timed: ``"cpu"`` (a host op of a trace),
+    ``"device"`` (a kernel of a trace), ``"sync"`` (a synchronization marker on
+    a device lane, timed on the device) or ``"cpu+device"`` (a profiler's op
+    table, which times each op on both). ``rank`` is set where ops are tabled
+    per rank; ``share`` is the row's self time over that of every op of its
+    kind (and rank), where the producer knows it.
     """
 
     name: str
@@ -116,6 +120,8 @@ class OpRow(_Row):
     self_device_ns: int = 0
     total_device_ns: int = 0
     kind: str = HOST_AND_DEVICE
+    rank: int | None = None
+    share: float | None = None
 
     derived = ("self_ns", "total_ns")
 
@@ -199,13 +205,6 @@ class RankView(_Row):
     metadata: dict[str, Any]
     regions: list[RegionRow]
 
-    def region(self, name: str) -> RegionRow:
-        """This rank's row of region ``name`` (``KeyError`` if it never ran it)."""
-        for row in self.regions:
-            if row.name == name:
-                return row
-        raise KeyError(f"rank {self.rank} has no region named {name!r}")
-
 
 @dataclasses.dataclass(frozen=True)
 class Straggler(_Row):
@@ -226,26 +225,38 @@ class Straggler(_Row):
 
 @dataclasses.dataclass(frozen=True)
 class StreamTime(_Row):
-    """Busy and idle time of one device stream (or lane) over the span of its device."""
+    """One device stream: how many activities it ran, busy time, idle time within its span, host wait.
+
+    Host wait is the part of idle time that ends with an activity launched after
+    the previous one had ended (the device waited for the host).
+    """
 
     stream: str
+    activities: int
     busy_ns: int
     idle_ns: int
+    host_wait_ns: int
 
 
 @dataclasses.dataclass(frozen=True)
-class KernelTypeRow(_Row):
-    """Device time of one kind of kernel (e.g. compute, communication, memory copies)."""
+class KernelTypeTime(_Row):
+    """Busy time during which exactly these kinds of activity ran (``compute+communication``: both at once).
 
-    name: str
-    count: int
-    total_ns: int
+    ``share`` is its part of the device's busy time; ``count`` and ``total_ns``
+    (number and summed duration of the activities of that kind) are set on the
+    rows of a single kind only.
+    """
+
+    kind: str
+    time_ns: int
     share: float
+    count: int = 0
+    total_ns: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
-class DeviceStepTime(_Row):
-    """The device-time figures of one step (see :class:`DeviceTime` for what each means)."""
+class StepDeviceTime(_Row):
+    """The device-time figures of the activities launched during one host step (see :class:`DeviceTime`)."""
 
     step: int
     span_ns: int
@@ -255,19 +266,21 @@ class DeviceStepTime(_Row):
     compute_ns: int
     communication_ns: int
     memory_ns: int
-    comm_overlapped_share: float
+    comm_overlapped_share: float | None
 
 
 @dataclasses.dataclass(frozen=True)
 class DeviceTime(_Row):
     """How one device of one rank spent the traced time.
 
-    ``span_ns`` runs from its first to its last kernel; ``busy_ns`` is the time
-    at least one kernel ran (overlaps counted once), ``idle_ns`` the rest and
-    ``idle_share`` their ratio to the span. ``compute_ns``,
-    ``communication_ns`` and ``memory_ns`` split the busy time by kernel kind;
-    ``comm_overlapped_share`` is the part of communication that ran while
-    compute did too.
+    ``span_ns`` runs from its first activity's start to its last one's end;
+    ``busy_ns`` is the time at least one activity ran (overlaps counted once),
+    ``idle_ns = span_ns - busy_ns`` and ``idle_share = idle_ns / span_ns``.
+    ``compute_ns``, ``communication_ns`` and ``memory_ns`` are the busy time of
+    each kind of activity; ``comm_overlapped_share`` is the part of
+    communication time during which compute ran too (``None`` without
+    communication). ``streams``, ``kernel_types`` and ``steps`` break the same
+    time down per stream, per combination of kinds and per host step.
     """
 
     rank: int | None
@@ -279,10 +292,10 @@ class DeviceTime(_Row):
     compute_ns: int
     communication_ns: int
     memory_ns: int
-    comm_overlapped_share: float
+    comm_overlapped_share: float | None
     streams: list[StreamTime] = dataclasses.field(default_factory=list)
-    kernel_types: list[KernelTypeRow] = dataclasses.field(default_factory=list)
-    steps: list[DeviceStepTime] = dataclasses.field(default_factory=list)
+    kernel_types: list[KernelTypeTime] = dataclasses.field(default_factory=list)
+    steps: list[StepDeviceTime] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -438,7 +451,7 @@ class Summary(Rendered):
         return any(row.name == name for row in self.regions)
 
     def ops_of(self, kind: str) -> list[OpRow]:
-        """The op rows timed by one clock: ``"cpu"``, ``"device"`` or ``"cpu+device"``."""
+        """The op rows of one kind: ``"cpu"``, ``"device"``, ``"sync"`` or ``"cpu+device"``."""
         return [op for op in self.ops if op.kind == kind]
 
     # -- text views (see npuprofile.summary.text) -----------------------------------------
@@ -455,7 +468,7 @@ class Summary(Rendered):
         return text.region_table(self)
 
     def op_table(self, kind: str | None = None) -> str:
-        """The ops as a text table: one clock's rows (``"cpu"``, ``"device"``) or, by default, the rest."""
+        """The ops of one kind as a text table (``"cpu"``, ``"device"``, ``"sync"``; default ``"cpu+device"``)."""
         from npuprofile.summary import text
 
         return text.op_table(self, kind)
@@ -486,6 +499,11 @@ class TraceSummary(Summary):
     def device_ops(self) -> list[OpRow]:
         """Top device kernels by self time."""
         return self.ops_of(DEVICE)
+
+    @property
+    def sync_ops(self) -> list[OpRow]:
+        """Synchronization markers on device lanes."""
+        return self.ops_of(SYNC)
 
     def __repr__(self) -> str:
         return (f"<TraceSummary sources={len(self.sources)} regions={len(self.regions)} steps={len(self.steps)} "

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from npuprofile.sessions.files import atomic_write_text
-from npuprofile.summary.model import ALL_RANKS, BENCH, DEVICE, HOST, HOST_AND_DEVICE, TRACE, RegionRow, Summary
+from npuprofile.summary.model import ALL_RANKS, BENCH, DEVICE, HOST, HOST_AND_DEVICE, SYNC, TRACE, RegionRow, Summary
 
 if TYPE_CHECKING:
     from npuprofile.summary.model import DeviceTime
@@ -120,28 +120,36 @@ def region_table(summary: Summary) -> str:
 
 
 def op_table(summary: Summary, kind: str | None = None) -> str:
-    """The ops of one clock (``"cpu"``, ``"device"``) with their share of self time, or the host+device table."""
+    """The ops of one kind (``"cpu"``, ``"device"``, ``"sync"``) with their share of self time, or the host+device table.
+
+    A rank column appears when the rows come from more than one rank.
+    """
     if kind is None or kind == HOST_AND_DEVICE:
         rows = [[o.name[:60], str(o.count), format_ns(o.self_host_ns), format_ns(o.total_host_ns),
                  format_ns(o.self_device_ns), format_ns(o.total_device_ns)] for o in summary.ops_of(HOST_AND_DEVICE)]
         return render_table(("op", "count", "self host", "total host", "self device", "total device"), rows)
     ops = summary.ops_of(kind)
-    total = sum(o.self_ns for o in ops) or 1
-    rows = [[o.name[:70], str(o.count), format_ns(o.self_ns), f"{100 * o.self_ns / total:.1f}%", format_ns(o.total_ns)]
-            for o in ops]
-    return render_table((f"{kind} op", "count", "self", "self %", "total"), rows)
+    shown = sum(o.self_ns for o in ops) or 1  # for rows whose producer knew no share: of the rows shown
+    ranked = len({o.rank for o in ops}) > 1
+    rows = [[*([str(o.rank)] if ranked else []), o.name[:70], str(o.count), format_ns(o.self_ns),
+             format_share(o.self_ns / shown if o.share is None else o.share), format_ns(o.total_ns)] for o in ops]
+    return render_table((*(["rank"] if ranked else []), f"{kind} op", "count", "self", "self %", "total"), rows)
 
 
 def step_table(summary: Summary, columns: int = 6) -> str:
-    """Steps with the time of the ``columns`` regions of most self time, and the time outside them all."""
+    """Steps with the time of the ``columns`` regions of most self time, and the time outside them all.
+
+    Steps of several traces are labelled with their rank and, where known, their start.
+    """
     names = [r.name for r in sorted(summary.regions, key=lambda r: r.self_ns, reverse=True)[:columns]]
     multi = len({s.source for s in summary.steps}) > 1
+    starts = multi and any(s.start_ns is not None for s in summary.steps)
     rows = []
     for s in summary.steps:
         label = f"{s.index}" if not multi else f"{s.index} (rank {s.rank if s.rank is not None else s.source})"
-        rows.append([label, format_ns(s.duration_ns), *(format_ns(s.regions.get(n, 0)) for n in names),
-                     format_ns(s.other_ns)])
-    return render_table(("step", "duration", *names, "other"), rows)
+        rows.append([label, *([format_ns(s.start_ns)] if starts else []), format_ns(s.duration_ns),
+                     *(format_ns(s.regions.get(n, 0)) for n in names), format_ns(s.other_ns)])
+    return render_table(("step", *(["start"] if starts else []), "duration", *names, "other"), rows)
 
 
 def rank_table(summary: Summary) -> str:
@@ -221,6 +229,7 @@ def _trace(summary: Summary) -> list[str]:
         ("Steps", summary.steps, lambda: step_table(summary)),
         ("Top CPU ops by self time", summary.ops_of(HOST), lambda: op_table(summary, HOST)),
         ("Top device ops by self time", summary.ops_of(DEVICE), lambda: op_table(summary, DEVICE)),
+        ("Synchronization markers on device lanes", summary.ops_of(SYNC), lambda: op_table(summary, SYNC)),
         ("Memory peaks", summary.memory, lambda: memory_table(summary)),
     ]
     for title, rows, table in sections:
@@ -234,22 +243,33 @@ def _trace(summary: Summary) -> list[str]:
 _LAYOUTS: dict[str, Callable[[Summary], list[str]]] = {TRACE: _trace, ALL_RANKS: _all_ranks, BENCH: _bench}
 
 
+def device_time_table(summary: Summary) -> str:
+    """Device time per rank and device, as shares of each device's span."""
+    def of_span(part: int, whole: int) -> str:
+        return format_share(part / whole if whole else None)
+
+    rows = [[MISSING if d.rank is None else str(d.rank), d.device, format_ns(d.span_ns), of_span(d.busy_ns, d.span_ns),
+             of_span(d.idle_ns, d.span_ns), of_span(d.compute_ns, d.span_ns), of_span(d.communication_ns, d.span_ns),
+             of_span(d.memory_ns, d.span_ns), format_share(d.comm_overlapped_share)] for d in summary.device_time]
+    return render_table(("rank", "device", "span", "busy", "idle", "compute", "communication", "memory",
+                         "comm overlapped"), rows)
+
+
 def _device_time(summary: Summary) -> list[str]:
+    """Device time after any layout: per device, then its busy time by kinds at once, then per stream."""
     entries = summary.device_time
     if not entries:
         return []
-    rows = [[_owner(d), format_ns(d.span_ns), format_ns(d.busy_ns), format_ns(d.idle_ns), format_share(d.idle_share),
-             format_ns(d.compute_ns), format_ns(d.communication_ns), format_ns(d.memory_ns),
-             format_share(d.comm_overlapped_share)] for d in entries]
-    parts = ["", "Device time", render_table(
-        ("device", "span", "busy", "idle", "idle %", "compute", "communication", "memory", "comm overlapped"), rows)]
-    streams = [[f"{_owner(d)} {s.stream}", format_ns(s.busy_ns), format_ns(s.idle_ns)] for d in entries for s in d.streams]
+    parts = ["", "Device time (shares of each device's span)", device_time_table(summary)]
+    kinds = [[_owner(d), k.kind, format_ns(k.time_ns), format_share(k.share)] for d in entries for k in d.kernel_types]
+    if kinds:
+        parts += ["", "Device busy time by kinds running at once",
+                  render_table(("device", "kinds", "time", "of busy"), kinds)]
+    streams = [[_owner(d), s.stream, str(s.activities), format_ns(s.busy_ns), format_ns(s.idle_ns),
+                format_ns(s.host_wait_ns)] for d in entries for s in d.streams]
     if streams:
-        parts += ["", "Device streams", render_table(("stream", "busy", "idle"), streams)]
-    kernels = [[f"{_owner(d)} {k.name}", str(k.count), format_ns(k.total_ns), format_share(k.share)]
-               for d in entries for k in d.kernel_types]
-    if kernels:
-        parts += ["", "Kernel types", render_table(("kernel type", "count", "total", "share"), kernels)]
+        parts += ["", "Device streams",
+                  render_table(("device", "stream", "activities", "busy", "idle", "host wait"), streams)]
     return parts
 
 

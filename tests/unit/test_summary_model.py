@@ -26,18 +26,19 @@ from npuprofile.summary.model import (
     DEVICE,
     HOST,
     SCHEMA_VERSION,
+    SYNC,
     AllRanksSummary,
-    DeviceStepTime,
     DeviceTime,
-    KernelTypeRow,
+    KernelTypeTime,
     MemoryRow,
     OpRow,
     RankView,
     RegionRow,
     SourceRow,
+    StepDeviceTime,
     StepRow,
-    StreamTime,
     Straggler,
+    StreamTime,
     Summary,
     TraceSummary,
 )
@@ -154,12 +155,12 @@ def test_the_gathered_model_keeps_ranks_stragglers_and_the_slowest_steps(tmp_pat
 
 # -- renderers on one model ---------------------------------------------------------------------
 def _device_time() -> list[DeviceTime]:
-    step = DeviceStepTime(step=1, span_ns=1000, busy_ns=800, idle_ns=200, idle_share=0.2, compute_ns=600,
+    step = StepDeviceTime(step=1, span_ns=1000, busy_ns=800, idle_ns=200, idle_share=0.2, compute_ns=600,
                           communication_ns=150, memory_ns=50, comm_overlapped_share=0.5)
     return [DeviceTime(rank=0, device="cuda:0", span_ns=2000, busy_ns=1500, idle_ns=500, idle_share=0.25,
-                       compute_ns=1100, communication_ns=300, memory_ns=100, comm_overlapped_share=0.4,
-                       streams=[StreamTime("stream 7", 1400, 600), StreamTime("stream 8", 300, 1700)],
-                       kernel_types=[KernelTypeRow("gemm_kernels", 12, 1000, 0.66)], steps=[step])]
+                       compute_ns=1100, communication_ns=300, memory_ns=100, comm_overlapped_share=None,
+                       streams=[StreamTime("stream 7", 40, 1400, 600, 50), StreamTime("stream 8", 3, 300, 1700, 0)],
+                       kernel_types=[KernelTypeTime("compute+communication", 1000, 0.66)], steps=[step])]
 
 
 def rich_model(device_time: bool = True) -> AllRanksSummary:
@@ -192,11 +193,14 @@ def test_every_renderer_takes_the_same_model(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "s.json").read_text()) == document
     for name in ("forward", "attention", "aten::mm"):
         assert name in text and name in page and name in table
-    for shown in ("Device time", "stream 7", "gemm_kernels", "cuda:0"):
+    for shown in ("Device time", "stream 7", "compute+communication", "cuda:0"):
         assert shown in text
-    assert 'id="device-time"' in page and 'id="ranks"' in page and "gemm_kernels" not in table
+    assert 'id="device-time"' in page and 'id="ranks"' in page and "compute+communication" not in table
+    device_line = next(line for line in text.splitlines() if line.startswith("0 "))
+    assert device_line.split() == ["0", "cuda:0", "2.00us", "75.0%", "25.0%", "55.0%", "15.0%", "5.0%", "–"]
     assert document["device_time"] == [d.to_dict() for d in model.device_time]
     assert document["device_time"][0]["steps"][0]["comm_overlapped_share"] == 0.5
+    assert document["device_time"][0]["streams"][0]["host_wait_ns"] == 50
     assert {row["section"] for row in csv.DictReader(io.StringIO(table))} == {"region", "rank_region", "step", "op"}
     assert str(model) == text and model.to_dict() == document
 
@@ -242,6 +246,24 @@ def test_a_trace_region_table_shows_shares_and_html_tolerates_unknown_figures(tm
         row.percentile(50)
     page = summary_html.render_report(session_summary(tmp_path))  # no shares, no start offsets, no sources
     assert "outer" in page and page.rstrip().endswith("</html>")
+
+
+def test_ops_of_several_ranks_and_sync_markers_have_their_own_columns_and_section() -> None:
+    model = TraceSummary(ops=[OpRow("aten::mm", 2, 300, 400, kind=HOST, rank=0, share=0.75),
+                              OpRow("aten::mm", 2, 100, 150, kind=HOST, rank=1, share=0.25),
+                              OpRow("wait", 1, self_device_ns=9, total_device_ns=9, kind=SYNC)])
+    table = model.op_table(HOST).splitlines()
+    assert table[0].split() == ["rank", "cpu", "op", "count", "self", "self", "%", "total"]
+    assert [line.split()[:2] + line.split()[-2:-1] for line in table[2:]] == \
+        [["0", "aten::mm", "75.0%"], ["1", "aten::mm", "25.0%"]]
+    text = str(model)
+    assert "Synchronization markers on device lanes" in text and "wait" in text.split("Synchronization")[1]
+    document = model.to_dict()
+    assert [o["name"] for o in document["sync_ops"]] == ["wait"] and len(document["cpu_ops"]) == 2
+    assert summary_json.from_dict(document).ops == model.ops
+    rows = [r for r in csv.DictReader(io.StringIO(model.to_csv())) if r["section"] == "op"]
+    assert [(r["rank"], r["share"], r["kind"]) for r in rows] == [("0", "0.75", "cpu"), ("1", "0.25", "cpu"),
+                                                                  ("", "", "sync")]
 
 
 def test_percentiles_a_row_does_not_keep_are_refused(tmp_path: Path) -> None:
@@ -331,15 +353,16 @@ names = st.text("abcxyz:._", min_size=1, max_size=8)
 regions = st.builds(RegionRow, names, st.integers(1, 10**6), ns, ns, st.floats(0, 1e12), maybe_float,
                     st.none() | ns, st.none() | ns, maybe_float, maybe_float, maybe_float, maybe_float,
                     st.none() | st.floats(0, 1))
-ops = st.builds(OpRow, names, st.integers(0, 99), ns, ns, ns, ns, st.sampled_from(["cpu", "device", "cpu+device"]))
+ops = st.builds(OpRow, names, st.integers(0, 99), ns, ns, ns, ns, st.sampled_from(["cpu", "device", "sync", "cpu+device"]),
+                st.none() | st.integers(0, 7), st.none() | st.floats(0, 1))
 steps = st.builds(StepRow, st.integers(0, 99), ns, st.dictionaries(names, ns, max_size=3), st.none() | ns,
                   st.none() | st.integers(0, 7), st.none() | st.integers(0, 3))
 shares = st.floats(0, 1)
-device = st.builds(DeviceTime, st.none() | st.integers(0, 7), names, ns, ns, ns, shares, ns, ns, ns, shares,
-                   st.lists(st.builds(StreamTime, names, ns, ns), max_size=2),
-                   st.lists(st.builds(KernelTypeRow, names, st.integers(0, 9), ns, shares), max_size=2),
-                   st.lists(st.builds(DeviceStepTime, st.integers(0, 9), ns, ns, ns, shares, ns, ns, ns, shares),
-                            max_size=2))
+device = st.builds(DeviceTime, st.none() | st.integers(0, 7), names, ns, ns, ns, shares, ns, ns, ns,
+                   st.none() | shares, st.lists(st.builds(StreamTime, names, st.integers(0, 99), ns, ns, ns), max_size=2),
+                   st.lists(st.builds(KernelTypeTime, names, ns, shares, st.integers(0, 9), ns), max_size=2),
+                   st.lists(st.builds(StepDeviceTime, st.integers(0, 9), ns, ns, ns, shares, ns, ns, ns,
+                                      st.none() | shares), max_size=2))
 
 
 @settings(max_examples=60, deadline=None)
@@ -348,7 +371,7 @@ device = st.builds(DeviceTime, st.none() | st.integers(0, 7), names, ns, ns, ns,
        late=st.integers(0, 5))
 def test_any_model_reads_back_as_it_was_written(kind: str, regions: list[RegionRow], ops: list[OpRow],
                                                 steps: list[StepRow], device_time: list[DeviceTime], late: int) -> None:
-    ops.sort(key=lambda o: ["cpu+device", "cpu", "device"].index(o.kind))  # the JSON groups rows by clock
+    ops.sort(key=lambda o: ["cpu+device", "cpu", "device", "sync"].index(o.kind))  # the JSON groups rows by kind
     model = Summary(regions, ops, steps, {"backend": "x"}, kind=kind, device_time=device_time, late_events=late)
     loaded = summary_json.from_dict(json.loads(summary_json.render(model)))
     assert (loaded.regions, loaded.ops, loaded.steps, loaded.device_time) == (regions, ops, steps, device_time)
