@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from npuprofile.sessions.files import atomic_write_text
-from npuprofile.summary.model import DEVICE, HOST, HOST_AND_DEVICE, SYNC, Summary
+from npuprofile.summary.model import DEVICE, HOST, HOST_AND_DEVICE, SYNC, RunInfo, Summary
 from npuprofile.summary.svg import OTHER_COLOR, Bar, Column, Series, colors_for, hbar_chart, stacked_columns
 from npuprofile.summary.text import MISSING, format_bytes, format_ns, format_share
 
@@ -57,7 +57,7 @@ svg.chart { display:block; margin:4px 0 0; }
 
 def render_report(summary: Summary, title: str | None = None) -> str:
     """The report page of ``summary`` as one HTML string."""
-    meta = summary.metadata
+    run = summary.run
     title = title or _default_title(summary)
     colors = _region_colors(summary)
     body = [
@@ -78,8 +78,7 @@ def render_report(summary: Summary, title: str | None = None) -> str:
 
     generated = datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
     subtitle = " · ".join(str(x) for x in (
-        meta.get("run_id"), f"backend {meta['backend']}" if meta.get("backend") else None,
-        meta.get("host"), _started(meta)) if x)
+        run.run_id, f"backend {run.backend}" if run.backend else None, run.host, _started(run)) if x)
     return "\n".join([
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -104,15 +103,14 @@ def write_report(summary: Summary, path: str | os.PathLike[str], title: str | No
 
 # -- sections --------------------------------------------------------------------------
 def _default_title(summary: Summary) -> str:
-    backend = summary.metadata.get("backend")
+    backend = summary.run.backend
     return f"npuprofile report ({backend})" if backend else "npuprofile report"
 
 
-def _started(meta: dict[str, Any]) -> str | None:
-    started = meta.get("started_at")
-    if isinstance(started, (int, float)):
-        return datetime.datetime.fromtimestamp(started).strftime("%Y-%m-%d %H:%M:%S")
-    return None
+def _started(run: RunInfo) -> str | None:
+    if run.started_at is None:
+        return None
+    return datetime.datetime.fromtimestamp(run.started_at).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _region_colors(summary: Summary) -> dict[str, str]:
@@ -283,17 +281,18 @@ def _memory_section(summary: Summary) -> str:
 
 
 def _metadata_section(summary: Summary) -> str:
-    meta = summary.metadata
+    meta, run = summary.metadata, summary.run
+    ranks = [view.rank for view in summary.ranks] or [r for r in meta.get("ranks") or [] if isinstance(r, int)]
     facts: list[tuple[str, Any]] = [
-        ("backend", meta.get("backend")),
+        ("backend", run.backend),
         ("versions", meta.get("versions")),
-        ("run id", meta.get("run_id")),
-        ("ranks", ", ".join(str(r) for r in meta.get("ranks") or []) or None),
-        ("world size", meta.get("world_size")),
-        ("host", meta.get("host")),
-        ("pid", meta.get("pid")),
-        ("started", _started(meta)),
-        ("steps run", meta.get("steps")),
+        ("run id", run.run_id),
+        ("ranks", ", ".join(str(r) for r in ranks) or None),
+        ("world size", run.world_size),
+        ("host", run.host),
+        ("pid", run.pid),
+        ("started", _started(run)),
+        ("steps run", run.steps),
         ("options", meta.get("options")),
         ("backend options", meta.get("backend_options")),
     ]

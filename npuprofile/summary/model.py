@@ -32,7 +32,7 @@ ALL_RANKS = "all_ranks"
 BENCH = "bench"
 KINDS = (SESSION, TRACE, ALL_RANKS, BENCH)
 
-# Which clock an op row's times come from (``OpRow.kind``).
+# Where an op row was timed (``OpRow.kind``).
 HOST = "cpu"
 DEVICE = "device"
 SYNC = "sync"
