@@ -21,6 +21,7 @@ from npuprofile.backends.registry import backends
 from npuprofile.core import compile as _compile
 from npuprofile.core import region as _region
 from npuprofile.core.region import ACTIVE, Recorder
+from npuprofile.core.stats import RegionStats
 from npuprofile.errors import ConfigError, NpuProfileError, SessionError
 from npuprofile.sessions import config as _config
 from npuprofile.sessions.distributed import default_run_id, rank_and_world_size
@@ -218,24 +219,30 @@ class Session:
         ``torch.distributed`` group (a collective: every rank must call it, selected
         or not) and returns an :class:`~npuprofile.AllRanksSummary`.
         """
-        local = self._summary(with_ops=True)
+        with self._lock:  # regions and steps of one moment
+            stats = self._region_stats()
+            local = self._summary(with_ops=True, stats=stats)
         if all_ranks:
             from npuprofile.sessions.gather import gather_summary
 
-            return gather_summary(local, selected=self.selected)
+            return gather_summary(local, stats, selected=self.selected)
         return local
 
-    def _summary(self, with_ops: bool) -> Summary:
+    def _region_stats(self) -> list[RegionStats]:
         recorder = self._recorder
         if recorder is not None and not recorder.closed:
             self._fold(recorder)
         with self._lock:
             samples = recorder.samples if recorder is not None else {}
-            regions = [entry.stats(name) for name, entry in list(samples.items()) if len(entry)]
-            names = {stats.name for stats in regions}
+            return [entry.stats(name) for name, entry in list(samples.items()) if len(entry)]
+
+    def _summary(self, with_ops: bool, stats: list[RegionStats] | None = None) -> Summary:
+        with self._lock:
+            regions = self._region_stats() if stats is None else stats
+            names = {s.name for s in regions}
             # the profiler lists our regions among its ops (they are record_function ranges)
             ops = [op for op in self._op_table() if op.name not in names] if with_ops else []
-            return Summary(regions, ops, list(self._steps), self.metadata())
+            return Summary.from_stats(regions, ops, list(self._steps), self.metadata())
 
     def _op_table(self) -> list[OpStat]:
         """Top ops of a stopped tracing session, read from the profiler once, on first request."""
@@ -300,7 +307,8 @@ class Session:
         start_mark, self._step_mark = self._step_mark, end_mark
         if keep:
             duration = int(recorder.timer.elapsed_ns(start_mark, end_mark))
-            self._steps.append(StepStat(index, duration, {k: v for k, v in totals.items() if v is not None}))
+            regions = {k: v for k, v in totals.items() if v is not None}
+            self._steps.append(StepStat(index, duration, regions, rank=self.rank))
 
     def _close_open_regions(self, recorder: Recorder) -> None:
         node = _region.current_region()

@@ -1,4 +1,8 @@
-"""The HTML report: one self-contained page (inline CSS and SVG, no script, no network)."""
+"""The HTML renderer: a summary as one self-contained page (inline CSS and SVG, no script, no network).
+
+Sections appear for what the summary holds: regions and steps always, ops per
+clock, memory peaks, ranks and stragglers of a gathered summary, device time.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,10 @@ from html import escape
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from npuprofile.analysis.summarize import OpRow, TraceSummary
 from npuprofile.sessions.files import atomic_write_text
-from npuprofile.summary.model import format_ns
+from npuprofile.summary.model import DEVICE, HOST, HOST_AND_DEVICE, SYNC, RunInfo, Summary
 from npuprofile.summary.svg import OTHER_COLOR, Bar, Column, Series, colors_for, hbar_chart, stacked_columns
+from npuprofile.summary.text import MISSING, format_bytes, format_ns, format_share
 
 OUTSIDE = "outside regions"
 OTHER_REGIONS = "other regions"
@@ -51,9 +55,9 @@ svg.chart { display:block; margin:4px 0 0; }
 """
 
 
-def render_report(summary: TraceSummary, title: str | None = None) -> str:
-    """The report page for ``summary`` as one HTML string."""
-    meta = summary.metadata
+def render_report(summary: Summary, title: str | None = None) -> str:
+    """The report page of ``summary`` as one HTML string."""
+    run = summary.run
     title = title or _default_title(summary)
     colors = _region_colors(summary)
     body = [
@@ -61,17 +65,20 @@ def render_report(summary: TraceSummary, title: str | None = None) -> str:
         _warnings(summary),
         _regions_section(summary, colors),
         _steps_section(summary, colors),
-        _ops_section(summary, "cpu"),
-        _ops_section(summary, "device"),
+        _ops_section(summary, HOST),
+        _ops_section(summary, DEVICE),
+        _ops_section(summary, SYNC),
+        _host_device_ops_section(summary),
         _memory_section(summary),
+        _ranks_section(summary),
+        _device_time_section(summary),
         _metadata_section(summary),
     ]
     from npuprofile import __version__
 
     generated = datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
     subtitle = " · ".join(str(x) for x in (
-        meta.get("run_id"), f"backend {meta['backend']}" if meta.get("backend") else None,
-        meta.get("host"), _started(meta)) if x)
+        run.run_id, f"backend {run.backend}" if run.backend else None, run.host, _started(run)) if x)
     return "\n".join([
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -87,7 +94,7 @@ def render_report(summary: TraceSummary, title: str | None = None) -> str:
     ])
 
 
-def write_report(summary: TraceSummary, path: str | os.PathLike[str], title: str | None = None) -> Path:
+def write_report(summary: Summary, path: str | os.PathLike[str], title: str | None = None) -> Path:
     """Write the report atomically to ``path``; return the path."""
     target = Path(path)
     atomic_write_text(target, render_report(summary, title))
@@ -95,19 +102,18 @@ def write_report(summary: TraceSummary, path: str | os.PathLike[str], title: str
 
 
 # -- sections --------------------------------------------------------------------------
-def _default_title(summary: TraceSummary) -> str:
-    backend = summary.metadata.get("backend")
+def _default_title(summary: Summary) -> str:
+    backend = summary.run.backend
     return f"npuprofile report ({backend})" if backend else "npuprofile report"
 
 
-def _started(meta: dict[str, Any]) -> str | None:
-    started = meta.get("started_at")
-    if isinstance(started, (int, float)):
-        return datetime.datetime.fromtimestamp(started).strftime("%Y-%m-%d %H:%M:%S")
-    return None
+def _started(run: RunInfo) -> str | None:
+    if run.started_at is None:
+        return None
+    return datetime.datetime.fromtimestamp(run.started_at).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _region_colors(summary: TraceSummary) -> dict[str, str]:
+def _region_colors(summary: Summary) -> dict[str, str]:
     names = [r.name for r in sorted(summary.regions, key=lambda r: r.self_ns, reverse=True)]
     colors = colors_for(names[:MAX_SERIES])
     for name in names[MAX_SERIES:]:
@@ -115,18 +121,18 @@ def _region_colors(summary: TraceSummary) -> dict[str, str]:
     return colors
 
 
-def _cards(summary: TraceSummary) -> str:
+def _cards(summary: Summary) -> str:
     steps = summary.steps
     size = sum(s.size_bytes for s in summary.sources)
     items = [
         ("steps", str(len(steps))),
-        ("mean step", format_ns(summary.step_time_ns / len(steps)) if steps else "–"),
+        ("mean step", format_ns(summary.step_time_ns / len(steps)) if steps else MISSING),
         ("regions", str(len(summary.regions))),
         ("traces", str(len(summary.sources))),
         ("events", f"{sum(s.events for s in summary.sources):,}"),
-        ("trace size", _bytes(size)),
+        ("trace size", format_bytes(size)),
     ]
-    ranks = summary.metadata.get("ranks") or []
+    ranks = summary.ranks or summary.metadata.get("ranks") or []
     if len(ranks) > 1:
         items.insert(0, ("ranks", str(len(ranks))))
     cells = "".join(f'<div class="card"><div class="k">{escape(k)}</div><div class="v">{escape(v)}</div></div>'
@@ -134,8 +140,8 @@ def _cards(summary: TraceSummary) -> str:
     return f'<div class="cards">{cells}</div>'
 
 
-def _warnings(summary: TraceSummary) -> str:
-    notes = [f"Degraded session: {d}" for d in summary.metadata.get("degraded") or []]
+def _warnings(summary: Summary) -> str:
+    notes = [f"Degraded session: {d}" for d in summary.run.degraded]
     if summary.late_events:
         notes.append(f"{summary.late_events} events arrived far out of order; their nesting was not resolved.")
     if not notes:
@@ -143,7 +149,7 @@ def _warnings(summary: TraceSummary) -> str:
     return '<section class="warn"><h2>Notes</h2>' + "".join(f"<p>{escape(n)}</p>" for n in notes) + "</section>"
 
 
-def _regions_section(summary: TraceSummary, colors: dict[str, str]) -> str:
+def _regions_section(summary: Summary, colors: dict[str, str]) -> str:
     head = ('<section id="regions"><h2>Where the time goes: regions</h2>'
             '<p class="hint">Self time of each region (time not spent in a nested region), solid; total time, '
             'light. Share is self time over all step time.</p>')
@@ -151,19 +157,20 @@ def _regions_section(summary: TraceSummary, colors: dict[str, str]) -> str:
         return head + '<p class="hint">No regions in this trace.</p></section>'
     rows = sorted(summary.regions, key=lambda r: r.self_ns, reverse=True)
     bars = [Bar(r.name, r.self_ns, colors[r.name],
-                f"{r.name}\nself {format_ns(r.self_ns)} ({100 * r.share:.1f}% of step time)\n"
-                f"total {format_ns(r.total_ns)} over {r.count} call(s)",
-                back=r.total_ns, note=f"{100 * r.share:.1f}%") for r in rows]
+                f"{r.name}\nself {format_ns(r.self_ns)}" + ("" if r.share is None else
+                                                             f" ({format_share(r.share)} of step time)")
+                + f"\ntotal {format_ns(r.total_ns)} over {r.count} call(s)",
+                back=r.total_ns, note="" if r.share is None else format_share(r.share)) for r in rows]
     chart = hbar_chart("regions", "Region self time (total behind)", bars, format_ns)
     table = _table(
         ("region", "calls", "total", "self", "mean total", "share"),
         [(_swatch(colors[r.name]) + escape(r.name), str(r.count), format_ns(r.total_ns), format_ns(r.self_ns),
-          format_ns(r.total_ns / r.count if r.count else 0), f"{100 * r.share:.1f}%") for r in rows],
+          format_ns(r.mean_ns), format_share(r.share)) for r in rows],
     )
     return head + chart + table + "</section>"
 
 
-def _steps_section(summary: TraceSummary, colors: dict[str, str]) -> str:
+def _steps_section(summary: Summary, colors: dict[str, str]) -> str:
     head = ('<section id="steps"><h2>Steps</h2>'
             '<p class="hint">Each column is one profiler step, stacked by region self time; '
             f'"{OUTSIDE}" is step time not inside any region.</p>')
@@ -179,8 +186,8 @@ def _steps_section(summary: TraceSummary, colors: dict[str, str]) -> str:
             segments[OTHER_REGIONS] = float(rest)
         segments[OUTSIDE] = float(s.other_ns)
         owner = f"rank {s.rank}" if s.rank is not None else f"trace {s.source}"
-        label = f"{s.step}" if not multi else f"{owner}:{s.step}"
-        columns.append(Column(label, segments, f"step {s.step}{' on ' + owner if multi else ''}: "
+        label = f"{s.index}" if not multi else f"{owner}:{s.index}"
+        columns.append(Column(label, segments, f"step {s.index}{' on ' + owner if multi else ''}: "
                                                 f"{format_ns(s.duration_ns)}"))
     series = [Series(n, colors[n]) for n in named]
     if any(OTHER_REGIONS in c.segments for c in columns):
@@ -189,55 +196,103 @@ def _steps_section(summary: TraceSummary, colors: dict[str, str]) -> str:
     chart = stacked_columns("steps", "Step time by region", columns, series, format_ns)
     table = _table(
         ("step", "rank", "start", "duration", "in regions", OUTSIDE),
-        [(str(s.step), "–" if s.rank is None else str(s.rank), format_ns(s.start_ns), format_ns(s.duration_ns),
+        [(str(s.index), MISSING if s.rank is None else str(s.rank), format_ns(s.start_ns), format_ns(s.duration_ns),
           format_ns(sum(s.regions.values())), format_ns(s.other_ns)) for s in summary.steps],
     )
     return head + chart + table + "</section>"
 
 
-def _ops_section(summary: TraceSummary, kind: str) -> str:
-    ops: Sequence[OpRow] = summary.cpu_ops if kind == "cpu" else summary.device_ops
-    label = "CPU" if kind == "cpu" else "device"
-    if not ops and kind == "device":
+def _ops_section(summary: Summary, kind: str) -> str:
+    ops = summary.ops_of(kind)
+    label = {HOST: "CPU", DEVICE: "device", SYNC: "synchronization"}[kind]
+    if not ops and (kind != HOST or summary.ops_of(HOST_AND_DEVICE)):
         return ""
     head = (f'<section id="{kind}-ops"><h2>Top {label} ops by self time</h2>'
             '<p class="hint">Self time excludes the ops nested inside; total includes them.</p>')
     if not ops:
         return head + '<p class="hint">No ops in this trace.</p></section>'
-    total = sum(o.self_ns for o in ops) or 1
-    color = "#4e79a7" if kind == "cpu" else "#59a14f"
-    bars = [Bar(o.name, o.self_ns, color,
+    shown = sum(o.self_ns for o in ops) or 1
+    shares = [format_share(o.self_ns / shown if o.share is None else o.share) for o in ops]
+    ranked = len({o.rank for o in ops}) > 1
+    color = {HOST: "#4e79a7", DEVICE: "#59a14f", SYNC: "#b07aa1"}[kind]
+    bars = [Bar(o.name if not ranked else f"{o.name} (rank {o.rank})", o.self_ns, color,
                 f"{o.name}\nself {format_ns(o.self_ns)}, total {format_ns(o.total_ns)}, {o.count} call(s)",
-                note=f"{100 * o.self_ns / total:.1f}%") for o in ops[:MAX_OPS_CHART]]
+                note=share) for o, share in list(zip(ops, shares))[:MAX_OPS_CHART]]
     chart = hbar_chart(f"{kind}-ops", f"Top {label} ops (self time)", bars, format_ns)
     table = _table(
-        ("op", "calls", "self", "self %", "total", "mean self"),
-        [(escape(o.name), str(o.count), format_ns(o.self_ns), f"{100 * o.self_ns / total:.1f}%",
-          format_ns(o.total_ns), format_ns(o.self_ns / o.count if o.count else 0)) for o in ops],
+        ("op", *(["rank"] if ranked else []), "calls", "self", "self %", "total", "mean self"),
+        [(escape(o.name), *([str(o.rank)] if ranked else []), str(o.count), format_ns(o.self_ns), share,
+          format_ns(o.total_ns), format_ns(o.self_ns / o.count if o.count else 0)) for o, share in zip(ops, shares)],
     )
     return head + chart + table + "</section>"
 
 
-def _memory_section(summary: TraceSummary) -> str:
+def _host_device_ops_section(summary: Summary) -> str:
+    ops = summary.ops_of(HOST_AND_DEVICE)
+    if not ops:
+        return ""
+    table = _table(
+        ("op", "calls", "self host", "total host", "self device", "total device"),
+        [(escape(o.name), str(o.count), format_ns(o.self_host_ns), format_ns(o.total_host_ns),
+          format_ns(o.self_device_ns), format_ns(o.total_device_ns)) for o in ops],
+    )
+    return ('<section id="ops"><h2>Top ops</h2><p class="hint">The profiler\'s op table: each op timed on the '
+            'host and on the device.</p>' + table + "</section>")
+
+
+def _ranks_section(summary: Summary) -> str:
+    if not summary.ranks:
+        return ""
+    rows = []
+    for view in summary.ranks:
+        straggling = [s.region for s in summary.stragglers.values() if s.rank == view.rank]
+        rows.append((str(view.rank), "yes" if view.selected else "no", str(len(view.regions)),
+                     format_ns(sum(r.self_ns for r in view.regions)), escape(", ".join(straggling)) or MISSING))
+    table = _table(("rank", "profiled", "regions", "self time", "slowest rank of"), rows)
+    stragglers = _table(
+        ("region", "slowest rank", "total", "median rank", "excess"),
+        [(escape(s.region), str(s.rank), format_ns(s.total_ns), format_ns(s.median_ns), f"{s.excess:+.1%}")
+         for s in summary.stragglers.values()],
+    ) if summary.stragglers else ""
+    return ('<section id="ranks"><h2>Ranks</h2><p class="hint">Every rank of the job; a straggler is the slowest '
+            'rank of a region run by two or more ranks.</p>' + table + stragglers + "</section>")
+
+
+def _device_time_section(summary: Summary) -> str:
+    if not summary.device_time:
+        return ""
+    table = _table(
+        ("device", "span", "busy", "idle", "idle %", "compute", "communication", "memory", "comm overlapped"),
+        [(escape(d.device if d.rank is None else f"rank {d.rank} {d.device}"), format_ns(d.span_ns),
+          format_ns(d.busy_ns), format_ns(d.idle_ns), format_share(d.idle_share), format_ns(d.compute_ns),
+          format_ns(d.communication_ns), format_ns(d.memory_ns), format_share(d.comm_overlapped_share))
+         for d in summary.device_time],
+    )
+    return ('<section id="device-time"><h2>Device time</h2><p class="hint">Busy time counts overlapping kernels '
+            'once; idle is the rest of the span from first to last kernel.</p>' + table + "</section>")
+
+
+def _memory_section(summary: Summary) -> str:
     if not summary.memory:
         return ""
-    rows = [(escape(m.device), _bytes(m.peak_allocated), _bytes(m.peak_reserved)) for m in summary.memory]
+    rows = [(escape(m.device), format_bytes(m.peak_allocated), format_bytes(m.peak_reserved)) for m in summary.memory]
     return ('<section id="memory"><h2>Memory peaks</h2><p class="hint">Largest totals the allocator reported '
             'during the trace.</p>' + _table(("device", "peak allocated", "peak reserved"), rows) + "</section>")
 
 
-def _metadata_section(summary: TraceSummary) -> str:
-    meta = summary.metadata
+def _metadata_section(summary: Summary) -> str:
+    meta, run = summary.metadata, summary.run
+    ranks = [view.rank for view in summary.ranks] or [r for r in meta.get("ranks") or [] if isinstance(r, int)]
     facts: list[tuple[str, Any]] = [
-        ("backend", meta.get("backend")),
+        ("backend", run.backend),
         ("versions", meta.get("versions")),
-        ("run id", meta.get("run_id")),
-        ("ranks", ", ".join(str(r) for r in meta.get("ranks") or []) or None),
-        ("world size", meta.get("world_size")),
-        ("host", meta.get("host")),
-        ("pid", meta.get("pid")),
-        ("started", _started(meta)),
-        ("steps run", meta.get("steps")),
+        ("run id", run.run_id),
+        ("ranks", ", ".join(str(r) for r in ranks) or None),
+        ("world size", run.world_size),
+        ("host", run.host),
+        ("pid", run.pid),
+        ("started", _started(run)),
+        ("steps run", run.steps),
         ("options", meta.get("options")),
         ("backend options", meta.get("backend_options")),
     ]
@@ -246,9 +301,10 @@ def _metadata_section(summary: TraceSummary) -> str:
     rows = "".join(f"<dt>{escape(k)}</dt><dd>{_value(v)}</dd>" for k, v in facts if v not in (None, "", {}, []))
     sources = _table(
         ("trace file", "layout", "size", "events", "rank", "session summary"),
-        [(escape(s.path), s.layout, _bytes(s.size_bytes), f"{s.events:,}", "–" if s.rank is None else str(s.rank),
-          escape(os.path.basename(s.session_summary)) if s.session_summary else "–") for s in summary.sources],
-    )
+        [(escape(s.path), s.layout, format_bytes(s.size_bytes), f"{s.events:,}",
+          MISSING if s.rank is None else str(s.rank),
+          escape(os.path.basename(s.session_summary)) if s.session_summary else MISSING) for s in summary.sources],
+    ) if summary.sources else ""
     return ('<section id="metadata"><h2>Run</h2><p class="hint">From the session summary written next to the '
             f'traces (when present) and the traces themselves.</p><dl>{rows}</dl>{sources}</section>')
 
@@ -273,11 +329,3 @@ def _value(value: Any) -> str:
     if isinstance(value, (dict, list)):
         return f"<pre>{escape(json.dumps(value, indent=1, default=str))}</pre>"
     return escape(str(value))
-
-
-def _bytes(count: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if abs(count) < 1024 or unit == "GB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1024
-    return f"{count:.1f} GB"

@@ -13,22 +13,22 @@ session's statistics. Time a loop inside a session with
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
-from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from npuprofile.core.region import ACTIVE, profile_region
-from npuprofile.core.stats import RegionStats
 from npuprofile.errors import ConfigError, SessionError
 from npuprofile.sessions.config import parse_int
 from npuprofile.sessions.session import session
-from npuprofile.summary.model import Summary, format_ns
+from npuprofile.summary.model import BENCH, RegionRow, Rendered, Summary
+from npuprofile.summary.text import format_ns
 
 __all__ = ["BenchResult", "bench"]
 
 
-class BenchResult:
+class BenchResult(Rendered):
     """What :func:`bench` measured: the call region's statistics and the whole summary.
 
     ``str(result)`` is a table; :meth:`to_json` and :meth:`to_csv` export the
@@ -40,7 +40,11 @@ class BenchResult:
         self.summary = summary
 
     @property
-    def stats(self) -> RegionStats:
+    def model(self) -> Summary:
+        return self.summary
+
+    @property
+    def stats(self) -> RegionRow:
         """Statistics of the measured calls (warm-up excluded)."""
         return self.summary.region(self.name)
 
@@ -53,28 +57,6 @@ class BenchResult:
     def mean_ns(self) -> float:
         """Mean time per call."""
         return self.stats.mean_ns
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready view (nanoseconds)."""
-        return {"name": self.name, **self.summary.to_dict()}
-
-    def to_json(self, path: str | Path | None = None, *, indent: int = 2) -> str:
-        """The result as JSON; also written atomically to ``path`` when given."""
-        return self.summary.to_json(path, indent=indent)
-
-    def to_csv(self, path: str | Path | None = None) -> str:
-        """The region table as CSV; also written atomically to ``path`` when given."""
-        return self.summary.to_csv(path)
-
-    def __str__(self) -> str:
-        stats = self.stats
-        bench = self.summary.metadata.get("bench", {})
-        head = (
-            f"bench {self.name!r}: {stats.count} calls (+{bench.get('warmup', 0)} warm-up), "
-            f"mean {format_ns(stats.mean_ns)}, min {format_ns(stats.min_ns)}, "
-            f"p50 {format_ns(stats.percentile(50))}, clock={bench.get('clock', '?')}"
-        )
-        return head + "\n" + str(self.summary)
 
     def __repr__(self) -> str:
         return f"<BenchResult {self.name!r} count={self.count} mean={format_ns(self.mean_ns)}>"
@@ -142,11 +124,12 @@ def bench(
             with profile_region(name, sync=host_clock):
                 fn(*args, **kwargs)
     summary = timed.summary()
-    summary.metadata["bench"] = {
+    settings = {
         "name": name,
         "warmup": warmup,
         "repeat": repeat,
         "min_time": min_time,
         "clock": "host (synchronized)" if host_clock else "device events",
     }
-    return BenchResult(name, summary)
+    metadata = {**summary.metadata, "bench": settings}
+    return BenchResult(name, dataclasses.replace(summary, kind=BENCH, name=name, metadata=metadata))

@@ -15,7 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from npuprofile.backends.registry import backends
-    from npuprofile.summary.model import render_table
+    from npuprofile.summary.text import render_table
 
     infos = backends.describe()
     if args.json:

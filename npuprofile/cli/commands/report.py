@@ -9,8 +9,9 @@ HELP = "write a self-contained HTML report (charts, tables, run metadata) of tra
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("trace", metavar="TRACE_OR_DIR",
-                        help="a .pt.trace.json[.gz] or trace_view.json file, or a directory holding traces")
+    from npuprofile.cli.commands.summarize import SOURCE_HELP
+
+    parser.add_argument("trace", metavar="TRACE_OR_DIR", help=SOURCE_HELP)
     parser.add_argument("-o", "--output", default="report.html", metavar="FILE",
                         help="the HTML file to write (default: report.html)")
     parser.add_argument("--top", type=int, default=15, metavar="N", help="ops to chart per kind (default: 15)")
@@ -19,14 +20,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from npuprofile.analysis import summarize
-    from npuprofile.cli.commands._progress import ProgressBar
-    from npuprofile.cli.commands.summarize import check_top
+    from npuprofile.cli.commands.summarize import check_top, read_summary
     from npuprofile.summary.html import write_report
 
-    top = check_top(args.top)
-    with ProgressBar("reading", quiet=args.quiet) as bar:
-        summary = summarize(args.trace, top=top, progress=bar)
+    summary = read_summary(args.trace, check_top(args.top), args.quiet)
     path = write_report(summary, args.output, title=args.title)
     print(f"report: {path}")
     return 0
