@@ -72,13 +72,13 @@ def run_demo(
         schedule=session_options.pop("schedule", schedule(wait=1, warmup=1, active=max(1, steps - 2))),
         **session_options,
     )
-    adapter = profile.adapter
-    device = getattr(adapter, "torch_device", "cpu") if adapter is not None else "cpu"
+    backend = profile.backend
+    device = backend.device if backend is not None else "cpu"
     model = build_model().to(device)
     batches = [torch.randint(0, 1000, (batch, seq_len), device=device) for _ in range(steps)]
     with profile, torch.no_grad():
         for tokens in profile.steps(batches):
             with profile_region("step"):
                 model(tokens)
-    logger.info("npuprofile demo: %d steps on %s", steps, adapter.name if adapter else "none")
+    logger.info("npuprofile demo: %d steps on %s", steps, backend.name if backend else "none")
     return profile
