@@ -187,8 +187,8 @@ class _Suite:
             self.backend.synchronize()
         finally:
             trace.stop()
-        written = _written(trace, sink)
         self.first = trace
+        written = _written(trace, sink)
         return ", ".join(path.name for path in written)
 
     def check_ranges(self) -> str:
@@ -218,7 +218,7 @@ class _Suite:
         return f"{len(_written(trace, sink))} path(s) after 5 steps"
 
     def check_op_table(self) -> str:
-        _require(self.first is not None, "no stopped trace to read (the trace check failed)")
+        _require(self.first is not None, "no stopped trace to read (the trace check failed before stop)")
         assert self.first is not None
         rows = self.first.op_table(5)
         _require(isinstance(rows, list), f"op_table() returned {type(rows).__name__}, not list")

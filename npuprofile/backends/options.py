@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import functools
 import math
 import types
 import typing
@@ -34,6 +33,7 @@ T = TypeVar("T")
 Parser = Callable[[Any, str], Any]
 
 _NONE_WORDS = ("none", "")
+_PARSERS: dict[type[Any], dict[str, Parser]] = {}
 
 
 def env_var(prefix: str, field: str) -> str:
@@ -80,9 +80,15 @@ def normalize_options(options: Any, name: str) -> None:
         object.__setattr__(options, field, parse(getattr(options, field), f"{name} {field}"))
 
 
-@functools.lru_cache(maxsize=None)
 def option_parsers(cls: type[Any]) -> dict[str, Parser]:
-    """Field name -> parser, for an options dataclass, in field order."""
+    """Field name -> parser, for an options dataclass, in field order (worked out once per class)."""
+    parsers = _PARSERS.get(cls)
+    if parsers is None:
+        parsers = _PARSERS[cls] = _make_parsers(cls)
+    return parsers
+
+
+def _make_parsers(cls: type[Any]) -> dict[str, Parser]:
     if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
         raise TypeError(f"{cls!r} is not a dataclass; backend options must be a frozen dataclass")
     hints: dict[str, Any] | None = None

@@ -8,7 +8,7 @@ session's ``torch.profiler.profile``, writing Chrome traces through the sink.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 from npuprofile.backends.base import Backend, OpStat, Trace
 from npuprofile.backends.markers import Pop, Push, range_markers
@@ -79,6 +79,9 @@ class TorchProfilerTrace(Trace):
 class TorchProfilerBackend(Backend):
     """Shared machinery of the backends that run the stock ``torch.profiler``."""
 
+    #: The per-session trace class (a subclass may add to what a trace does at start, stop or export).
+    trace_class: ClassVar[type[TorchProfilerTrace]] = TorchProfilerTrace
+
     def activities(self) -> list[Any]:
         """The ``torch.profiler.ProfilerActivity`` values this backend records."""
         import torch.profiler
@@ -122,7 +125,7 @@ class TorchProfilerBackend(Backend):
     def open_trace(self, config: "Config", options: Any, sink: "TraceSink") -> TorchProfilerTrace:
         import torch.profiler
 
-        trace = TorchProfilerTrace(sink, self.trace_suffix(sink.gzip), self.markers(options))
+        trace = self.trace_class(sink, self.trace_suffix(sink.gzip), self.markers(options))
         kwargs = self.profiler_kwargs(config, options)
         trace.profile = torch.profiler.profile(on_trace_ready=trace.callback("write trace", trace.export), **kwargs)
         return trace

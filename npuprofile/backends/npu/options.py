@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Mapping
+from typing import Any
 
 from npuprofile.backends.options import normalize_options
 from npuprofile.core.env import env_name
