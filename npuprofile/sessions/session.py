@@ -340,7 +340,7 @@ class Session:
             return None
         return ok if ok is not None else result
 
-    def _fail(self, action: str, exc: Exception) -> None:
+    def _fail(self, action: str, exc: BaseException) -> None:
         """A failure of the profiling machinery (also from the profiler's own callbacks): raised when strict, else recorded."""
         if self.config.strict:
             if isinstance(exc, NpuProfileError):

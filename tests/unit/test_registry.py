@@ -249,3 +249,24 @@ def test_deprecated_names_warn_and_still_work() -> None:
     with pytest.warns(DeprecationWarning, match="Session.adapter is deprecated"):
         assert s.adapter is s.backend
     assert "Adapter" not in npp.__all__ and "Backend" in npp.__all__ and "Trace" in npp.__all__
+
+
+def test_old_import_paths_keep_working_with_a_warning(monkeypatch) -> None:
+    import importlib
+
+    for name in ("npuprofile.adapters", "npuprofile.adapters.cuda", "npuprofile.adapters.npu"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    with pytest.warns(DeprecationWarning, match="npuprofile.adapters is deprecated"):
+        importlib.import_module("npuprofile.adapters")
+    with pytest.warns(DeprecationWarning, match="npuprofile.adapters.cuda is deprecated"):
+        old_cuda = importlib.import_module("npuprofile.adapters.cuda")
+    from npuprofile.backends.cuda import CudaOptions
+
+    assert old_cuda.CudaOptions is CudaOptions
+    with pytest.warns(DeprecationWarning, match="npuprofile.adapters.npu is deprecated"):
+        old_npu = importlib.import_module("npuprofile.adapters.npu")
+    from npuprofile.backends.npu import TORCH_NPU_API, NpuBackend, NpuOptions
+
+    assert old_npu.NpuOptions is NpuOptions and old_npu.TORCH_NPU_API is TORCH_NPU_API
+    with pytest.warns(DeprecationWarning, match="NpuAdapter is deprecated"):
+        assert old_npu.NpuAdapter is NpuBackend
