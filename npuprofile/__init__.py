@@ -2,7 +2,7 @@
 
 Regions (``@profiled``, ``profile_region``) cost almost nothing until a
 :func:`session` is running; a session drives the backend's profiler (or only a
-timer, with ``trace=False``) through the adapter registered for the device.
+timer, with ``trace=False``) through the backend registered for the device.
 
 Importing the package loads only the region machinery; sessions, the registry
 and summaries load on first use, so ``import npuprofile`` stays cheap.
@@ -10,6 +10,7 @@ and summaries load on first use, so ``import npuprofile`` stays cheap.
 
 from __future__ import annotations
 
+import warnings
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +38,8 @@ _LAZY = {
     "RegionStats": ".core.stats",
     "StepStat": ".summary.model",
     "Summary": ".summary.model",
-    "Adapter": ".backends.base",
+    "Backend": ".backends.base",
+    "Trace": ".backends.base",
     "HostTimer": ".backends.base",
     "OpStat": ".backends.base",
     "Timer": ".backends.base",
@@ -53,7 +55,7 @@ _LAZY = {
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from npuprofile import backends
-    from npuprofile.backends.base import Adapter, HostTimer, OpStat, Timer
+    from npuprofile.backends.base import Backend, HostTimer, OpStat, Timer, Trace
     from npuprofile.backends.registry import BackendInfo, Registry
     from npuprofile.core.stats import RegionStats
     from npuprofile.sessions.config import Config, Schedule, schedule
@@ -68,6 +70,9 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
 def __getattr__(name: str) -> Any:
     if name == "backends":  # the registry's view is the backends package itself
         return import_module(".backends", __name__)
+    if name == "Adapter":  # deprecated name of Backend; not cached, so every use warns
+        warnings.warn("npuprofile.Adapter is deprecated; use npuprofile.Backend", DeprecationWarning, stacklevel=2)
+        return import_module(".backends.base", __name__).Backend
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'npuprofile' has no attribute {name!r}")
@@ -81,8 +86,8 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "Adapter",
     "AllRanksSummary",
+    "Backend",
     "BackendInfo",
     "BenchResult",
     "Config",
@@ -98,6 +103,7 @@ __all__ = [
     "StepStat",
     "Summary",
     "Timer",
+    "Trace",
     "backends",
     "bench",
     "current_region",

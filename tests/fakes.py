@@ -1,11 +1,11 @@
-"""Test doubles: an adapter whose clock the test drives."""
+"""Test doubles: a backend whose clock the test drives."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from npuprofile.backends.base import Timer
-from npuprofile.backends.cpu import CpuAdapter
+from npuprofile.backends.cpu import CpuBackend
 
 
 class ManualClock(Timer):
@@ -23,8 +23,8 @@ class ManualClock(Timer):
         self.now += ns
 
 
-class ClockAdapter(CpuAdapter):
-    """The CPU adapter with a clock the test drives and counted synchronize() calls."""
+class ClockBackend(CpuBackend):
+    """The CPU backend with a clock the test drives and counted synchronize() calls."""
 
     def __init__(self, clock: Timer) -> None:
         self.clock = clock
@@ -37,13 +37,13 @@ class ClockAdapter(CpuAdapter):
         self.syncs += 1
 
 
-def register_clock(registry: Any, name: str, clock: Timer) -> ClockAdapter:
-    """Register a fresh ClockAdapter around ``clock`` as backend ``name`` and return it."""
-    adapter = ClockAdapter(clock)
-    registry.register(name, lambda: adapter, priority=-1, replace=True)
-    return adapter
+def register_clock(registry: Any, name: str, clock: Timer) -> ClockBackend:
+    """Register a fresh ClockBackend around ``clock`` as backend ``name`` and return it."""
+    backend = ClockBackend(clock)
+    registry.register(name, backend, priority=-1, replace=True)
+    return backend
 
 
-def register_manual(registry: Any) -> ClockAdapter:
-    """Register a ClockAdapter with a fresh ManualClock as backend 'manual'."""
+def register_manual(registry: Any) -> ClockBackend:
+    """Register a ClockBackend with a fresh ManualClock as backend 'manual'."""
     return register_clock(registry, "manual", ManualClock())

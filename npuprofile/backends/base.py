@@ -1,9 +1,11 @@
-"""The protocol every backend adapter implements.
+"""The backend protocol: a process-wide :class:`Backend` per device family, a :class:`Trace` per session.
 
-An adapter alone owns what differs between devices: which profiler class runs,
-the keyword arguments it gets, how traces are written, the range markers that
+A backend alone owns what differs between devices: which profiler runs and the
+keyword arguments it gets, how traces are written, the range markers that
 label regions in a trace, device synchronization, and the clock regions are
-timed with. Core code calls these methods and never asks which backend it has.
+timed with. A backend object is shared by every session of the process and
+keeps no session's state; what one session's profiler needs to remember lives
+in the :class:`Trace` that :meth:`Backend.open_trace` makes for it.
 """
 
 from __future__ import annotations
@@ -11,11 +13,19 @@ from __future__ import annotations
 import abc
 import dataclasses
 import time
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping
+
+from npuprofile.backends.options import resolve_options
+from npuprofile.core.env import env_name
+from npuprofile.errors import ConfigError
 
 if TYPE_CHECKING:
-    from npuprofile.sessions.config import Config, Schedule
+    from npuprofile.sessions.config import Config
     from npuprofile.sessions.files import TraceSink
+
+__all__ = ["Backend", "HostTimer", "OpStat", "Timer", "Trace", "TraceLayout"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,22 +104,98 @@ class TraceLayout:
     rank_file_glob: str | None = None
 
 
-class Adapter(abc.ABC):
-    """A backend: one device family and the profiler that goes with it.
+class Trace(abc.ABC):
+    """One session's profiler, from :meth:`start` to :meth:`collect`.
 
-    Subclasses set :attr:`name` and implement the abstract methods. Adapters are
-    created by the registry's factories; creating one must be cheap and must not
-    import optional device libraries (do that in :meth:`probe`).
+    Made by :meth:`Backend.open_trace` (built, not started) and used by one
+    session only, so everything that session's profiler needs to remember (the
+    profiler object, which markers it sends, the files that existed before)
+    lives here and nowhere else.
+
+    The session calls :meth:`start`, then :meth:`step` at each step end and
+    the range markers per region, then :meth:`stop`, :meth:`collect` and
+    :meth:`op_table`. A failure may raise: the session decides whether it
+    degrades or reaches the user.
     """
 
-    #: Registry name, also the keyword that carries this adapter's own options on ``session()``.
+    #: Where failures of callbacks the profiler runs on its own (such as the
+    #: trace-ready handler) are reported, as ``on_error(action, exception)``;
+    #: the session sets it. ``None`` lets them propagate.
+    on_error: Callable[[str, BaseException], None] | None = None
+
+    @abc.abstractmethod
+    def start(self) -> None:
+        """Start the profiler."""
+
+    @abc.abstractmethod
+    def step(self) -> None:
+        """Mark the end of one step (advances the profiler's schedule)."""
+
+    @abc.abstractmethod
+    def stop(self) -> None:
+        """Stop the profiler; traces still pending are written now."""
+
+    @abc.abstractmethod
+    def push(self, name: str) -> Any:
+        """Open a named range in the trace; return a handle for :meth:`pop`."""
+
+    @abc.abstractmethod
+    def pop(self, handle: Any) -> None:
+        """Close the range ``handle`` opened."""
+
+    def markers(self) -> tuple[Callable[[str], Any], Callable[[Any], None]]:
+        """The ``(push, pop)`` pair the session calls per region (override to hand out faster callables)."""
+        return self.push, self.pop
+
+    @abc.abstractmethod
+    def collect(self) -> list[Path]:
+        """After :meth:`stop`: every trace file (or directory) this trace wrote, each recorded in its sink."""
+
+    def op_table(self, limit: int) -> list[OpStat]:
+        """Top operators by self time, after :meth:`stop`, when the profiler can tell (default: none)."""
+        return []
+
+    def callback(self, action: str, function: Callable[[Any], None]) -> Callable[[Any], None]:
+        """Wrap a callback the profiler runs on its own, so that its failure goes to :attr:`on_error`."""
+
+        def run(argument: Any) -> None:
+            try:
+                function(argument)
+            except Exception as exc:
+                report = self.on_error
+                if report is None:
+                    raise
+                report(action, exc)
+
+        return run
+
+
+class Backend(abc.ABC):
+    """A device family and the profiler that goes with it; one object per process, shared by sessions.
+
+    Subclasses set :attr:`name`, :attr:`description`, :attr:`device` and
+    :attr:`layout`, and implement :meth:`probe`, :meth:`timer`,
+    :meth:`synchronize` and :meth:`open_trace`. Options of their own are a
+    frozen dataclass named by :attr:`options_class` (parsed by
+    :func:`npuprofile.backends.options.resolve_options`). Creating a backend
+    must be cheap and must not import optional device libraries (do that in
+    :meth:`probe`).
+    """
+
+    #: Registry name, also the ``session()`` keyword that carries this backend's options.
     name: str = ""
     #: One line for ``npuprofile backends``.
     description: str = ""
+    #: The ``torch.device`` type models run on with this backend.
+    device: str = "cpu"
     #: What this backend's traces look like (for the analysis; read without probing the device).
     layout: TraceLayout = TraceLayout(backend="")
+    #: The frozen dataclass of this backend's own options, or ``None`` when it takes none.
+    options_class: ClassVar[type[Any] | None] = None
+    #: What to install when this backend is unavailable (the registry entry's hint replaces it).
+    install_hint: str = ""
 
-    # -- availability -------------------------------------------------------
+    # -- availability ---------------------------------------------------------------
     @abc.abstractmethod
     def probe(self) -> str | None:
         """Check the device and libraries; return ``None`` when usable, else the reason it is not."""
@@ -127,23 +213,29 @@ class Adapter(abc.ABC):
                 self._probe_result = f"probe failed: {type(exc).__name__}: {exc}"
         return self._probe_result
 
+    def with_hint(self, reason: str) -> str:
+        """``reason`` followed by the install hint, when there is one."""
+        return f"{reason} ({self.install_hint})" if self.install_hint else reason
+
     def versions(self) -> dict[str, str]:
         """Versions of the libraries this backend uses (for reports and ``npuprofile backends``)."""
         import torch
 
         return {"torch": str(torch.__version__)}
 
-    # -- options --------------------------------------------------------------
-    def parse_options(self, value: Any, environ: Mapping[str, str]) -> Any:
-        """Parse this adapter's own options (the ``session(<name>=...)`` keyword plus its env vars).
+    # -- options --------------------------------------------------------------------------
+    def options(self, value: Any, environ: Mapping[str, str]) -> Any:
+        """Parse and validate this backend's options: the ``session(<name>=...)`` value plus its env vars.
 
-        Adapters with no options of their own accept only ``None``.
+        ``value`` is ``None``, a dict or an :attr:`options_class` instance;
+        variables are ``NPUPROFILE_<NAME>_<FIELD>``. A backend without options
+        accepts only ``None``.
         """
-        from npuprofile.errors import ConfigError
-
-        if value is not None:
-            raise ConfigError(f"{self.name}={value!r}: the {self.name!r} backend takes no options; allowed: None")
-        return None
+        if self.options_class is None:
+            if value is not None:
+                raise ConfigError(f"{self.name}={value!r}: the {self.name!r} backend takes no options; allowed: None")
+            return None
+        return resolve_options(self.options_class, value, environ, env_name(self.name + "_"), name=self.name)
 
     def validate(self, config: "Config", options: Any) -> None:
         """Check the session options against this backend before anything starts.
@@ -160,66 +252,30 @@ class Adapter(abc.ABC):
             return dataclasses.asdict(options)  # type: ignore[arg-type]
         return dict(options)
 
-    # -- tracing profiler ---------------------------------------------------------
+    # -- timing and sync --------------------------------------------------------------------
     @abc.abstractmethod
-    def create_profiler(
-        self,
-        config: "Config",
-        options: Any,
-        on_trace_ready: Callable[[Any], None] | None,
-    ) -> Any:
-        """Build (not start) the backend profiler for a tracing session.
-
-        The returned object has ``start()``, ``stop()`` and ``step()``.
-        """
-
-    @abc.abstractmethod
-    def trace_handler(self, sink: "TraceSink", options: Any) -> Callable[[Any], None]:
-        """The ``on_trace_ready`` callback that writes one trace through ``sink``."""
-
-    def collect_traces(self, sink: "TraceSink", options: Any) -> None:
-        """After the profiler stopped: report traces written outside the handler (optional)."""
-
-    def op_table(self, profiler: Any, limit: int) -> list[OpStat]:
-        """Top operators by self time from a stopped profiler, when the backend can tell."""
-        return []
-
-    # -- markers, sync, timing --------------------------------------------------------
-    @abc.abstractmethod
-    def range_push(self, name: str) -> Any:
-        """Open a named range in the trace; return a handle for :meth:`range_pop`."""
-
-    @abc.abstractmethod
-    def range_pop(self, handle: Any) -> None:
-        """Close the range ``handle`` opened."""
-
-    def range_markers(self) -> tuple[Callable[[str], Any], Callable[[Any], None]]:
-        """The ``(push, pop)`` pair a tracing session calls per region (override to hand out faster callables)."""
-        return self.range_push, self.range_pop
+    def timer(self) -> Timer:
+        """A fresh clock for timing regions."""
 
     @abc.abstractmethod
     def synchronize(self) -> None:
         """Wait for all work queued on the device."""
 
+    # -- tracing -------------------------------------------------------------------------------
     @abc.abstractmethod
-    def timer(self) -> Timer:
-        """A fresh clock for timing regions."""
-
-    def schedule(self, schedule: "Schedule") -> Any:
-        """Translate a :class:`~npuprofile.Schedule` into the backend profiler's schedule."""
-        import torch.profiler
-
-        return torch.profiler.schedule(
-            wait=schedule.wait,
-            warmup=schedule.warmup,
-            active=schedule.active,
-            repeat=schedule.repeat,
-            skip_first=schedule.skip_first,
-        )
-
-    def trace_suffix(self, gzip: bool) -> str:
-        """File name ending of the traces this backend writes."""
-        return ".pt.trace.json.gz" if gzip else ".pt.trace.json"
+    def open_trace(self, config: "Config", options: Any, sink: "TraceSink") -> Trace:
+        """Build (not start) one session's profiler, writing its traces through ``sink``."""
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Adapter":
+        warnings.warn(
+            "npuprofile.backends.base.Adapter is deprecated; use npuprofile.backends.base.Backend",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return Backend
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -26,7 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for name in COMMANDS:
         module = import_module(f".commands.{name}", __package__)
-        command = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
+        aliases = list(getattr(module, "ALIASES", ()))
+        command = sub.add_parser(module.NAME, aliases=aliases, help=module.HELP, description=module.HELP)
         module.add_arguments(command)
         command.set_defaults(_run=module.run)
     return parser

@@ -13,10 +13,11 @@ import os
 import socket
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
 
-from npuprofile.backends.base import Adapter, OpStat
+from npuprofile.backends.base import Backend, OpStat, Trace
 from npuprofile.backends.registry import backends
 from npuprofile.core import compile as _compile
 from npuprofile.core import region as _region
@@ -44,17 +45,19 @@ class Session:
     nothing.
     """
 
-    def __init__(self, config: _config.Config, adapter: Adapter | None, adapter_options: Any) -> None:
+    def __init__(self, config: _config.Config, backend: Backend | None, backend_options: Any) -> None:
         self.config = config
-        self.adapter = adapter
-        self.adapter_options = adapter_options
+        #: The backend this session runs on (``None`` when disabled).
+        self.backend = backend
+        #: That backend's parsed options.
+        self.backend_options = backend_options
         self.rank, self.world_size = rank_and_world_size()
         self.run_id = config.run_id or default_run_id()
         self.state = "new"
         self.degraded: list[str] = []
         self.summary_paths: list[Path] = []
         self._sink: TraceSink | None = None
-        self._profiler: Any = None
+        self._trace: Trace | None = None
         self._recorder: Recorder | None = None
         self._steps: list[StepStat] = []
         self._step_mark: Any = None
@@ -67,6 +70,12 @@ class Session:
         self._lock = threading.RLock()
 
     # -- properties -------------------------------------------------------------------
+    @property
+    def adapter(self) -> Backend | None:
+        """Deprecated name of :attr:`backend`."""
+        warnings.warn("Session.adapter is deprecated; use Session.backend", DeprecationWarning, stacklevel=2)
+        return self.backend
+
     @property
     def active(self) -> bool:
         """True while this session records (running, enabled and selected for this rank)."""
@@ -106,8 +115,8 @@ class Session:
             self.state = "running"
             logger.debug("npuprofile: session disabled or rank %d not selected; running as a no-op", self.rank)
             return self
-        adapter = self.adapter
-        assert adapter is not None  # selected sessions always have one
+        backend = self.backend
+        assert backend is not None  # selected sessions always have one
         _compile.install()
         with _START_LOCK:
             if ACTIVE:
@@ -116,20 +125,17 @@ class Session:
                     "stop the running one first"
                 )
             self._started_at = time.time()
-            timer = adapter.timer()
+            timer = backend.timer()
             push = pop = None
             if self.config.trace:
-                self._sink = TraceSink(self.config.output_dir, self.file_stem, self.config.gzip)
-                handler = adapter.trace_handler(self._sink, self.adapter_options)
-                self._profiler = self._guard(
-                    "create profiler",
-                    lambda: adapter.create_profiler(self.config, self.adapter_options, self._guarded_handler(handler)),
-                )
-                if self._profiler is not None and self._guard("start profiler", self._profiler.start, ok=True):
-                    push, pop = adapter.range_markers()
-                else:
-                    self._profiler = None
-            self._recorder = Recorder(timer, adapter.synchronize, push, pop, on_error=self._marker_error)
+                sink = self._sink = TraceSink(self.config.output_dir, self.file_stem, self.config.gzip)
+                trace = self._guard("create profiler", lambda: backend.open_trace(self.config, self.backend_options, sink))
+                if trace is not None:
+                    trace.on_error = self._fail
+                    if self._guard("start profiler", trace.start, ok=True):
+                        self._trace = trace
+                        push, pop = trace.markers()
+            self._recorder = Recorder(timer, backend.synchronize, push, pop, on_error=self._marker_error)
             self._step_mark = timer.mark()
             ACTIVE.append(self._recorder)
             self.state = "running"
@@ -154,14 +160,13 @@ class Session:
                 ACTIVE.clear()
             recorder.closed = True
             self._stopped_at = time.time()
-            adapter = self.adapter
-            assert adapter is not None
             # In strict mode a failing step must not keep the later ones from
             # saving what was collected: run them all, then raise the first error.
             steps: list[tuple[str, Callable[[], Any]]] = []
-            if self._profiler is not None:
-                steps.append(("stop profiler", self._profiler.stop))
-                steps.append(("collect traces", lambda: adapter.collect_traces(self._sink, self.adapter_options)))
+            trace = self._trace
+            if trace is not None:
+                steps.append(("stop profiler", trace.stop))
+                steps.append(("collect traces", trace.collect))
             steps.append(("resolve timings", lambda: self._fold(recorder, final=True)))
             if self._save_summary():
                 steps.append(("write summary", self._write_summary))
@@ -185,8 +190,9 @@ class Session:
             if self.state == "new":
                 raise SessionError("step() called before the session started")
             return
-        if self._profiler is not None:
-            self._guard("profiler step", self._profiler.step)
+        trace = self._trace
+        if trace is not None:
+            self._guard("profiler step", trace.step)
         with self._lock:
             self._close_step(recorder, recorder.mark())
             self._step += 1
@@ -246,17 +252,16 @@ class Session:
 
     def _op_table(self) -> list[OpStat]:
         """Top ops of a stopped tracing session, read from the profiler once, on first request."""
-        if self._ops is None and self.state == "stopped" and self._profiler is not None:
-            adapter = self.adapter
-            assert adapter is not None
-            self._ops = self._guard("read op table", lambda: adapter.op_table(self._profiler, TOP_OPS)) or []
+        trace = self._trace
+        if self._ops is None and self.state == "stopped" and trace is not None:
+            self._ops = self._guard("read op table", lambda: trace.op_table(TOP_OPS)) or []
         return self._ops or []
 
     def metadata(self) -> dict[str, Any]:
         """Run facts for summaries and reports."""
-        adapter = self.adapter
+        backend = self.backend
         meta: dict[str, Any] = {
-            "backend": adapter.name if adapter is not None else None,
+            "backend": backend.name if backend is not None else None,
             "run_id": self.run_id,
             "rank": self.rank,
             "world_size": self.world_size,
@@ -271,10 +276,10 @@ class Session:
             "degraded": list(self.degraded),
             "compiled_regions": sorted(_compile.COMPILED_REGIONS),
         }
-        if adapter is not None:
-            meta["backend_options"] = adapter.options_to_dict(self.adapter_options)
+        if backend is not None:
+            meta["backend_options"] = backend.options_to_dict(self.backend_options)
             try:
-                meta["versions"] = adapter.versions()
+                meta["versions"] = backend.versions()
             except Exception as exc:
                 meta["versions"] = {"error": str(exc)}
         return meta
@@ -334,24 +339,22 @@ class Session:
         atomic_write_text(text_path, str(summary) + "\n")
         self.summary_paths = [json_path, text_path]
 
-    def _guarded_handler(self, handler: Callable[[Any], None]) -> Callable[[Any], None]:
-        def on_trace_ready(profiler: Any) -> None:
-            self._guard("write trace", lambda: handler(profiler))
-
-        return on_trace_ready
-
     def _guard(self, action: str, call: Callable[[], Any], ok: Any = None) -> Any:
         """Run profiling machinery; a failure degrades the session instead of reaching user code."""
         try:
             result = call()
         except Exception as exc:
-            if self.config.strict:
-                if isinstance(exc, NpuProfileError):
-                    raise
-                raise SessionError(f"npuprofile {action} failed: {type(exc).__name__}: {exc}") from exc
-            self._report(action, exc)
+            self._fail(action, exc)
             return None
         return ok if ok is not None else result
+
+    def _fail(self, action: str, exc: BaseException) -> None:
+        """A failure of the profiling machinery (also from the profiler's own callbacks): raised when strict, else recorded."""
+        if self.config.strict:
+            if isinstance(exc, NpuProfileError):
+                raise exc
+            raise SessionError(f"npuprofile {action} failed: {type(exc).__name__}: {exc}") from exc
+        self._report(action, exc)
 
     def _report(self, action: str, exc: BaseException) -> None:
         message = f"{action} failed: {type(exc).__name__}: {exc}"
@@ -366,7 +369,7 @@ class Session:
         self._report(action, exc)
 
     def __repr__(self) -> str:
-        backend = self.adapter.name if self.adapter is not None else None
+        backend = self.backend.name if self.backend is not None else None
         return f"<Session {self.state} backend={backend!r} run_id={self.run_id!r} rank={self.rank}>"
 
 
@@ -412,12 +415,12 @@ def session(
     if not config.enabled:
         return Session(config, None, None)
     parsed = {
-        adapter.name: adapter.parse_options(backend_options.get(adapter.name), os.environ)
-        for adapter in backends.adapters()
-        if adapter.name in backend_options
+        each.name: each.options(backend_options.get(each.name), os.environ)
+        for each in backends.instances()
+        if each.name in backend_options
     }
-    adapter = backends.get(config.backend)
-    if adapter.name not in parsed:
-        parsed[adapter.name] = adapter.parse_options(None, os.environ)
-    adapter.validate(config, parsed[adapter.name])
-    return Session(config, adapter, parsed[adapter.name])
+    chosen = backends.get(config.backend)
+    if chosen.name not in parsed:
+        parsed[chosen.name] = chosen.options(None, os.environ)
+    chosen.validate(config, parsed[chosen.name])
+    return Session(config, chosen, parsed[chosen.name])

@@ -116,8 +116,6 @@ def bench(
             "outside it, or time the loop in that session with s.steps(iterable, warmup=N)"
         )
     with session(trace=False, backend=backend, enabled=True, ranks="all") as timed:
-        adapter = timed.adapter
-        assert adapter is not None
         # A host clock only sees the device's work if the call waits for it; device events do not need to.
         host_clock = timed._recorder.timer.host_clock if timed._recorder is not None else True
         for _ in timed.steps(_calls(repeat, warmup, min_time), warmup=warmup):

@@ -48,7 +48,8 @@ def build_model(layers: int = 4, width: int = 128, heads: int = 4) -> Any:
             for index, block in enumerate(self.blocks):
                 with profile_region(f"layer.{index}"):
                     x = block(x)
-            return self.head(x)
+            logits: torch.Tensor = self.head(x)
+            return logits
 
     return TinyTransformer().eval()
 
@@ -72,13 +73,13 @@ def run_demo(
         schedule=session_options.pop("schedule", schedule(wait=1, warmup=1, active=max(1, steps - 2))),
         **session_options,
     )
-    adapter = profile.adapter
-    device = getattr(adapter, "torch_device", "cpu") if adapter is not None else "cpu"
+    chosen = profile.backend
+    device = chosen.device if chosen is not None else "cpu"
     model = build_model().to(device)
     batches = [torch.randint(0, 1000, (batch, seq_len), device=device) for _ in range(steps)]
     with profile, torch.no_grad():
         for tokens in profile.steps(batches):
             with profile_region("step"):
                 model(tokens)
-    logger.info("npuprofile demo: %d steps on %s", steps, adapter.name if adapter else "none")
+    logger.info("npuprofile demo: %d steps on %s", steps, chosen.name if chosen else "none")
     return profile

@@ -1,9 +1,9 @@
-"""Contract test: what the NPU adapter and the fake torch_npu use exists in the real torch_npu.
+"""Contract test: what the NPU backend and the fake torch_npu use exists in the real torch_npu.
 
 The published wheels are downloaded (``pip download --no-deps``) into the
 git-ignored ``.cache/wheels/`` and their Python sources are read with ``ast``;
-nothing from them is imported. The names checked come from the adapter's own
-declaration, :data:`npuprofile.backends.npu.adapter.TORCH_NPU_API`, so the test
+nothing from them is imported. The names checked come from the backend's own
+declaration, :data:`npuprofile.backends.npu.api.TORCH_NPU_API`, so the test
 follows the code. Without network the test fails; set ``NPUPROFILE_OFFLINE=1``
 to skip it instead.
 """
@@ -22,13 +22,8 @@ from typing import Any
 
 import pytest
 
-from npuprofile.backends.npu.adapter import (
-    EXPERIMENTAL_OPTIONAL,
-    TORCH_NPU_API,
-    ApiUse,
-    NpuOptions,
-    experimental_kwargs,
-)
+from npuprofile.backends.npu.api import EXPERIMENTAL_OPTIONAL, TORCH_NPU_API, ApiUse
+from npuprofile.backends.npu.backend import NpuOptions, experimental_kwargs
 from npuprofile.errors import ConfigError
 from tests.npu_fixtures import fake_torch_npu, fresh_registry  # noqa: F401
 from tests.wheel_api import NATIVE, Found, Param, WheelApi
@@ -122,12 +117,15 @@ def _problems(api: WheelApi, use: ApiUse, *, with_optional: bool) -> list[str]:
     return problems
 
 
-def test_declared_table_covers_what_the_adapter_calls() -> None:
-    """The table is the single source: every torch_npu attribute the adapter touches is declared."""
+def test_declared_table_covers_what_the_backend_calls() -> None:
+    """The table is the single source: every torch_npu attribute the NPU backend's modules touch is declared."""
     prefixes = {"profiler": "torch_npu.profiler", "npu": "torch_npu.npu", "mstx": "torch_npu.npu.mstx"}
-    source = Path(importlib.import_module("npuprofile.backends.npu.adapter").__file__).read_text()
+    package = Path(importlib.import_module("npuprofile.backends.npu").__file__).parent
+    sources = sorted(package.glob("*.py"))
+    assert {path.name for path in sources} >= {"backend.py", "api.py", "offline.py"}
     used = set()
-    for node in ast.walk(ast.parse(source)):
+    nodes = [node for path in sources for node in ast.walk(ast.parse(path.read_text()))]
+    for node in nodes:
         if isinstance(node, ast.Attribute):
             owner = node.value
             name = owner.id if isinstance(owner, ast.Name) else owner.attr if isinstance(owner, ast.Attribute) else None
@@ -187,7 +185,7 @@ def _fake_params(obj: Any) -> list[Param]:
 
 
 def test_fake_mirrors_the_current_release(current: WheelApi, fake_torch_npu: Any) -> None:
-    """Every name the adapter uses exists in the fake with the real signature and value."""
+    """Every name the backend uses exists in the fake with the real signature and value."""
     problems = []
     for use in TORCH_NPU_API:
         if use.suffix is not None or ".analysis." in use.path or use.path == "torch_npu.__version__":

@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import npuprofile as npp
-from npuprofile.backends.cpu import CpuAdapter
+from npuprofile.backends.cpu import CpuBackend
 from npuprofile.errors import ConfigError, SessionError
 from npuprofile.sessions import files as _output
 from tests.conftest import load_trace, user_annotations
@@ -28,34 +28,31 @@ from tests.conftest import load_trace, user_annotations
 ROOT = Path(__file__).resolve().parents[2]
 
 
-class FaultyAdapter(CpuAdapter):
-    """The CPU adapter with a fault injected at one point of the profiling machinery."""
+class FaultyBackend(CpuBackend):
+    """The CPU backend with a fault injected at one point of the profiling machinery."""
 
     fault: str = ""
 
-    def create_profiler(self, config, options, on_trace_ready):
+    def open_trace(self, config, options, sink):
         if self.fault == "create":
             raise RuntimeError("injected: profiler construction failed")
-        profiler = super().create_profiler(config, options, on_trace_ready)
+        trace = super().open_trace(config, options, sink)
         if self.fault == "start":
-            profiler.start = _raiser(RuntimeError("injected: profiler start failed"))
+            trace.start = _raiser(RuntimeError("injected: profiler start failed"))
         if self.fault == "stop":
-            original_stop = profiler.stop
+            original_stop = trace.stop
 
             def stop():
                 original_stop()
                 raise RuntimeError("injected: profiler stop failed")
 
-            profiler.stop = stop
+            trace.stop = stop
         if self.fault == "export":
-            profiler.export_chrome_trace = _raiser(OSError(errno.ENOSPC, "No space left on device"))
-        return profiler
-
-    def range_markers(self):
-        push, pop = super().range_markers()
+            trace.profile.export_chrome_trace = _raiser(OSError(errno.ENOSPC, "No space left on device"))
         if self.fault == "marker":
-            return _raiser(RuntimeError("injected: marker failed")), pop
-        return push, pop
+            push, pop = trace.markers()
+            trace.markers = lambda: (_raiser(RuntimeError("injected: marker failed")), pop)
+        return trace
 
 
 def _raiser(exc):
@@ -68,11 +65,11 @@ def _raiser(exc):
 FAULTS = ["create", "start", "stop", "export", "marker"]
 
 
-def faulty(fault: str) -> FaultyAdapter:
-    adapter = FaultyAdapter()
-    adapter.fault = fault
-    npp.backends.register("faulty", lambda: adapter, replace=True)
-    return adapter
+def faulty(fault: str) -> FaultyBackend:
+    backend = FaultyBackend()
+    backend.fault = fault
+    npp.backends.register("faulty", backend, replace=True)
+    return backend
 
 
 def workload() -> float:

@@ -1,4 +1,4 @@
-"""The CUDA adapter: logic checked with mocks everywhere, the real thing on a GPU (``-m cuda``)."""
+"""The CUDA backend: logic checked with mocks everywhere, the real thing on a GPU (``-m cuda``)."""
 
 from __future__ import annotations
 
@@ -13,12 +13,13 @@ import torch.cuda.nvtx
 import torch.profiler
 
 from npuprofile import profile_region, session
-from npuprofile.backends.cuda import ENV_NVTX, CudaAdapter, CudaOptions, parse_cuda_options
+from npuprofile.backends.base import HostTimer
+from npuprofile.backends.cuda import ENV_NVTX, CudaBackend, CudaOptions
 from npuprofile.backends.registry import backends
 from npuprofile.errors import ConfigError
 from npuprofile.sessions import config as _config
 from npuprofile.sessions.files import TraceSink
-from npuprofile.testing import check_adapter
+from npuprofile.testing import check_backend
 from tests.npu_fixtures import fake_torch_npu, fresh_registry  # noqa: F401
 
 HAS_CUDA = torch.cuda.is_available()
@@ -28,6 +29,10 @@ needs_gpu = pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")
 # -- options -----------------------------------------------------------------------------------
 
 
+def parse_cuda_options(value: Any, environ: dict[str, str]) -> CudaOptions:
+    return CudaBackend().options(value, environ)
+
+
 def test_nvtx_option_from_dict_env_and_object() -> None:
     assert parse_cuda_options(None, {}) == CudaOptions(nvtx=False)
     assert parse_cuda_options(None, {ENV_NVTX: "1"}).nvtx is True
@@ -35,6 +40,8 @@ def test_nvtx_option_from_dict_env_and_object() -> None:
     given = CudaOptions(nvtx=True)
     assert parse_cuda_options(given, {ENV_NVTX: "0"}) is given
     assert ENV_NVTX == "NPUPROFILE_CUDA_NVTX"
+    with pytest.raises(ConfigError, match="cuda nvtx='sometimes' is not a boolean"):
+        CudaOptions(nvtx="sometimes")
 
 
 @pytest.mark.parametrize(
@@ -43,7 +50,7 @@ def test_nvtx_option_from_dict_env_and_object() -> None:
         ({"nvtx": "sometimes"}, {}, "cuda nvtx='sometimes' is not a boolean"),
         (None, {ENV_NVTX: "maybe"}, "NPUPROFILE_CUDA_NVTX='maybe' is not a boolean"),
         ({"nvxt": True}, {}, "cuda option(s) ['nvxt'] unknown; allowed: nvtx"),
-        ("nvtx", {}, "cuda='nvtx' is not allowed"),
+        ("nvtx", {}, "cuda='nvtx' is not allowed; allowed: None, a dict or npuprofile.backends.cuda.CudaOptions"),
     ],
 )
 def test_bad_cuda_options_are_refused(value: Any, environ: dict[str, str], message: str) -> None:
@@ -62,10 +69,10 @@ def test_cuda_options_are_validated_even_when_another_backend_runs(fresh_registr
 
 @pytest.mark.skipif(HAS_CUDA, reason="checks the reason given without CUDA")
 def test_unavailable_without_cuda_says_why() -> None:
-    reason = CudaAdapter().unavailable_reason()
+    reason = backends.load("cuda").unavailable_reason()
     assert reason is not None
     if torch.version.cuda is None:
-        assert reason == f"torch {torch.__version__} is a build without CUDA"
+        assert reason == f"torch {torch.__version__} is a build without CUDA ({backends.entries()['cuda'].hint})"
     else:
         assert "torch.cuda.is_available() is False" in reason
 
@@ -75,9 +82,9 @@ def test_probe_requires_a_cuda_build_even_if_is_available_is_patched(monkeypatch
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.version, "cuda", None)
     monkeypatch.setattr(torch.version, "hip", None, raising=False)
-    assert "build without CUDA" in (CudaAdapter().probe() or "")
+    assert "build without CUDA" in (CudaBackend().probe() or "")
     monkeypatch.setattr(torch.version, "cuda", "12.4")
-    assert CudaAdapter().probe() is None
+    assert CudaBackend().probe() is None
 
 
 # -- the profiler gets only stock objects -----------------------------------------------------------------
@@ -89,20 +96,18 @@ def test_cuda_profiler_kwargs_are_stock_only(
     """Even with torch_npu imported and NPU options given, nothing of torch_npu reaches torch.profiler."""
     seen: list[dict[str, Any]] = []
     monkeypatch.setattr(torch.profiler, "profile", lambda **kwargs: seen.append(kwargs) or object())
-    adapter = CudaAdapter()
-    options = adapter.parse_options({"nvtx": True}, {})
+    backend = CudaBackend()
+    options = backend.options({"nvtx": True}, {})
     config = _config.resolve(environ={}, output_dir=str(tmp_path), record_shapes=True,
                              schedule=_config.schedule(wait=1, warmup=1, active=2))
-    adapter.validate(config, options)
-    sink = TraceSink(tmp_path, "stem")
-    handler = adapter.trace_handler(sink, options)
-    adapter.create_profiler(config, options, handler)
+    backend.validate(config, options)
+    trace = backend.open_trace(config, options, TraceSink(tmp_path, "stem"))
     (kwargs,) = seen
     stock = inspect.signature(torch.profiler.profiler.profile).parameters
     assert set(kwargs) <= set(stock)
     assert kwargs["activities"] == [torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]
     assert kwargs["record_shapes"] is True
-    assert kwargs["on_trace_ready"] is handler
+    assert callable(kwargs["on_trace_ready"]) and trace.profile is not None
     assert "experimental_config" not in kwargs
     assert kwargs["schedule"].__module__ == "torch.profiler.profiler"
     for value in kwargs.values():
@@ -115,7 +120,9 @@ def test_cuda_trace_handler_writes_through_the_sink_atomically(tmp_path: Path) -
             Path(path).write_text('{"traceEvents": []}')
 
     sink = TraceSink(tmp_path, "stem", gzip=True)
-    CudaAdapter().trace_handler(sink, CudaOptions())(Exporter())
+    trace = CudaBackend().open_trace(_config.resolve(environ={}, output_dir=str(tmp_path)), CudaOptions(), sink)
+    trace.export(Exporter())
+    assert trace.collect() == sink.paths
     (path,) = sink.paths
     assert path.name.endswith(".pt.trace.json.gz") and path.exists()
     assert [p.name for p in tmp_path.iterdir()] == [path.name], "no temporary file left behind"
@@ -124,7 +131,7 @@ def test_cuda_trace_handler_writes_through_the_sink_atomically(tmp_path: Path) -
 # -- markers and timing, with mocks -----------------------------------------------------------------------
 
 
-def test_nvtx_ranges_pair_with_regions(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_nvtx_ranges_pair_with_regions(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     log: list[tuple[str, Any]] = []
     ids = iter(range(100, 200))
 
@@ -136,37 +143,46 @@ def test_nvtx_ranges_pair_with_regions(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.cuda.nvtx, "range_start", start)
     monkeypatch.setattr(torch.cuda.nvtx, "range_end", lambda range_id: log.append(("end", range_id)))
     monkeypatch.setattr(torch.profiler, "profile", lambda **kwargs: object())
-    adapter = CudaAdapter()
-    adapter.create_profiler(_config.resolve(environ={}), CudaOptions(nvtx=True), None)
-    push, pop = adapter.range_markers()  # what a tracing session calls per region
+    backend = CudaBackend()
+    config = _config.resolve(environ={}, output_dir=str(tmp_path))
+    first = backend.open_trace(config, CudaOptions(nvtx=True), TraceSink(tmp_path, "first"))
+    second = backend.open_trace(config, CudaOptions(nvtx=False), TraceSink(tmp_path, "second"))
+    push, pop = first.markers()  # what a tracing session calls per region
     outer = push("outer")
     inner = push("inner")
     pop(inner)
     pop(outer)
     assert log == [("start", ("outer", 100)), ("start", ("inner", 101)), ("end", 101), ("end", 100)]
     log.clear()
-    adapter.create_profiler(_config.resolve(environ={}), CudaOptions(nvtx=False), None)
-    push, pop = adapter.range_markers()
+    push, pop = second.markers()  # a second trace of the same backend, opened meanwhile, without NVTX
     pop(push("plain"))
+    second.pop(second.push("plain"))
     assert log == []
+    first.pop(first.push("again"))  # the first trace keeps its own choice
+    assert log == [("start", ("again", 102)), ("end", 102)]
 
 
-def test_nvtx_failure_still_closes_the_record_function(monkeypatch: pytest.MonkeyPatch) -> None:
-    from npuprofile.backends.cpu import TorchProfilerAdapter
-
-    def broken(name: str) -> int:
-        raise RuntimeError("nvtx unavailable")
-
-    closed: list[Any] = []
-    monkeypatch.setattr(torch.cuda.nvtx, "range_start", broken)
-    monkeypatch.setattr(TorchProfilerAdapter, "range_push", lambda self, name: f"record:{name}")
-    monkeypatch.setattr(TorchProfilerAdapter, "range_pop", lambda self, handle: closed.append(handle))
-    monkeypatch.setattr(torch.profiler, "profile", lambda **kwargs: object())
-    adapter = CudaAdapter()
-    adapter.create_profiler(_config.resolve(environ={}), CudaOptions(nvtx=True), None)
-    with pytest.raises(RuntimeError, match="nvtx unavailable"):
-        adapter.range_push("region")
-    assert closed == ["record:region"]
+def test_sessions_in_sequence_keep_their_own_nvtx_choice(
+    fresh_registry: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """NVTX on in one session, off in the next, on the same (process-wide) backend object."""
+    starts: list[str] = []
+    monkeypatch.setattr(CudaBackend, "probe", lambda self: None)
+    monkeypatch.setattr(CudaBackend, "activities", lambda self: [torch.profiler.ProfilerActivity.CPU])
+    monkeypatch.setattr(CudaBackend, "timer", lambda self: HostTimer())
+    monkeypatch.setattr(CudaBackend, "synchronize", lambda self: None)
+    monkeypatch.setattr(torch.cuda.nvtx, "range_start", lambda name: starts.append(name) or len(starts))
+    monkeypatch.setattr(torch.cuda.nvtx, "range_end", lambda range_id: None)
+    used = []
+    for nvtx in (True, False, True):
+        with session(backend="cuda", output_dir=tmp_path / str(nvtx), cuda={"nvtx": nvtx}) as profile:
+            with profile_region(f"nvtx-{nvtx}"):
+                pass
+        used.append(profile.backend)
+        assert profile.summary().metadata["backend_options"] == {"nvtx": nvtx}
+        assert not profile.degraded
+    assert used[0] is used[1] is used[2]
+    assert starts == ["nvtx-True", "nvtx-True"]
 
 
 class _FakeCudaEvent:
@@ -194,7 +210,7 @@ def test_event_timer_records_without_sync_and_flushes_once(monkeypatch: pytest.M
     monkeypatch.setattr(torch.cuda, "Event", _FakeCudaEvent)
     syncs: list[int] = []
     monkeypatch.setattr(torch.cuda, "synchronize", lambda: syncs.append(1))
-    timer = CudaAdapter().timer()
+    timer = CudaBackend().timer()
     assert timer.host_clock is False
     marks = [timer.mark() for _ in range(4)]
     assert all(m.enable_timing and m.when is not None for m in marks)
@@ -209,7 +225,7 @@ def test_session_on_mocked_cuda_resolves_regions_through_events(
     fresh_registry: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _FakeCudaEvent.created.clear()
-    monkeypatch.setattr(CudaAdapter, "probe", lambda self: None)
+    monkeypatch.setattr(CudaBackend, "probe", lambda self: None)
     monkeypatch.setattr(torch.cuda, "Event", _FakeCudaEvent)
     monkeypatch.setattr(torch.cuda, "synchronize", lambda: None)
     with session(backend="cuda", trace=False) as profile:
@@ -225,8 +241,8 @@ def test_session_on_mocked_cuda_resolves_regions_through_events(
 
 @pytest.mark.cuda
 @needs_gpu
-def test_cuda_adapter_passes_the_conformance_suite(fresh_registry: None, tmp_path: Path) -> None:
-    check_adapter(backends.get("cuda"), tmp_path).raise_for_failures()
+def test_cuda_backend_passes_the_conformance_suite(fresh_registry: None, tmp_path: Path) -> None:
+    check_backend(backends.get("cuda"), tmp_path).raise_for_failures()
 
 
 @pytest.mark.cuda

@@ -1,4 +1,4 @@
-"""The NPU adapter, exercised against the fake torch_npu (tests/fake_torch_npu)."""
+"""The NPU backend, exercised against the fake torch_npu (tests/fake_torch_npu)."""
 
 from __future__ import annotations
 
@@ -19,18 +19,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from npuprofile import profile_region, schedule, session
-from npuprofile.backends.npu.adapter import (
-    NpuAdapter,
-    NpuOptions,
-    analyse_traces,
-    describe_import_error,
-    experimental_kwargs,
-)
-from npuprofile.backends.npu.options import AIC_METRICS, env_var, parse_npu_options
+from npuprofile.backends.npu.api import describe_import_error
+from npuprofile.backends.npu.backend import NpuBackend, NpuOptions, experimental_kwargs
+from npuprofile.backends.npu.offline import analyze_traces
+from npuprofile.backends.npu.options import AIC_METRICS, env_var
 from npuprofile.backends.registry import backends
 from npuprofile.cli.main import main
 from npuprofile.errors import BackendUnavailableError, ConfigError
-from npuprofile.testing import check_adapter
+from npuprofile.testing import check_backend
 from tests.npu_fixtures import FAKE_ROOT, fake_torch_npu, fake_torch_npu_path, fresh_registry  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[2]
@@ -47,6 +43,10 @@ SHAPES_CONFIG = {  # the experimental config under which NPU traces carry op sha
     "mstx": False,
     "gc_detect_threshold": None,
 }
+
+
+def parse_npu_options(value: Any, environ: dict[str, str]) -> NpuOptions:
+    return NpuBackend().options(value, environ)
 
 
 def _work(steps: int, profile: Any) -> None:
@@ -69,8 +69,9 @@ def _run(tmp_path: Path, **options: Any) -> Any:
 
 def test_missing_torch_npu_is_reported_with_install_hint(fresh_registry: None) -> None:
     assert importlib.util.find_spec("torch_npu") is None, "the fake must not be importable by default"
-    reason = NpuAdapter().unavailable_reason()
+    reason = backends.load("npu").unavailable_reason()
     assert reason == "torch_npu not installed (pip install npuprofile[npu])"
+    assert backends.entries()["npu"].hint == "pip install npuprofile[npu]"
 
 
 @pytest.mark.parametrize(
@@ -85,7 +86,7 @@ def test_any_import_failure_makes_npu_unavailable(
 ) -> None:
     monkeypatch.setenv("FAKE_TORCH_NPU_IMPORT_ERROR", failure)
     backends.reset()
-    reason = NpuAdapter().unavailable_reason()
+    reason = NpuBackend().unavailable_reason()
     assert reason is not None and reason.startswith(expected)
     with pytest.raises(BackendUnavailableError, match="CANN|cannot be imported"):
         backends.get("npu")
@@ -101,15 +102,15 @@ def test_import_error_of_a_dependency_is_not_called_not_installed() -> None:
 
 def test_no_visible_npu_is_unavailable(fake_torch_npu: Any) -> None:
     fake_torch_npu._fake.device_count = 0
-    reason = NpuAdapter().unavailable_reason()
+    reason = NpuBackend().unavailable_reason()
     assert reason is not None and "torch.npu.is_available() is False" in reason
     assert "2.14.0+fake" in reason
 
 
 def test_auto_prefers_npu_over_cuda(fake_torch_npu: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from npuprofile.backends.cuda import CudaAdapter
+    from npuprofile.backends.cuda import CudaBackend
 
-    monkeypatch.setattr(CudaAdapter, "probe", lambda self: None)  # as if torch.cuda were aliased to the NPU
+    monkeypatch.setattr(CudaBackend, "probe", lambda self: None)  # as if torch.cuda were aliased to the NPU
     backends.reset()
     assert backends.names()[:3] == ["npu", "cuda", "cpu"]
     assert backends.get("auto").name == "npu"
@@ -118,7 +119,7 @@ def test_auto_prefers_npu_over_cuda(fake_torch_npu: Any, monkeypatch: pytest.Mon
     assert backends.get("auto").name == "cuda"
 
 
-def test_torch_npu_is_imported_only_when_the_npu_adapter_is_asked() -> None:
+def test_torch_npu_is_imported_only_when_the_npu_backend_is_asked() -> None:
     code = (
         "import sys, npuprofile\n"
         "npuprofile.backends.names()\n"
@@ -301,7 +302,7 @@ def test_switching_backends_in_one_process_needs_no_code_change(fake_torch_npu: 
         profile = _run(tmp_path / str(len(results)), backend=backend, npu={"profiler_level": 2, "aic_metrics": "memory"},
                        cuda={"nvtx": True})
         results[len(results)] = profile
-        assert profile.adapter.name == backend
+        assert profile.backend.name == backend
         assert profile.summary().regions[0].count == 3
     configs = fake_torch_npu._fake.named("profile")
     assert [c["experimental_config"].aic_metrics for c in configs] == ["ACL_AICORE_MEMORY_BANDWIDTH"] * 2
@@ -381,32 +382,43 @@ def test_schedule_is_passed_by_keyword_and_each_cycle_is_reported(fake_torch_npu
 
 def test_directories_of_an_earlier_session_are_not_reported_again(fake_torch_npu: Any, tmp_path: Path) -> None:
     first = _run(tmp_path, backend="npu", run_id="same")
-    second = _run(tmp_path, backend="npu", run_id="same")
+    second = _run(tmp_path, backend="npu", run_id="same", npu={"mstx": True})
+    assert first.backend is second.backend, "one process-wide backend object"
     first_dirs = {p for p in first.trace_paths if p.is_dir()}
     second_dirs = {p for p in second.trace_paths if p.is_dir()}
     assert len(first_dirs) == len(second_dirs) == 1
     assert not first_dirs & second_dirs
+    assert not set(first.trace_paths) & set(second.trace_paths)
+    # each session's own marker choice: mstx ranges only while the second ran
+    assert [s["message"] for s in fake_torch_npu._fake.named("mstx.range_start")] == ["matmul"] * 3
 
 
-def test_deferred_analysis_then_cli_analyse(fake_torch_npu: Any, tmp_path: Path, capsys: Any) -> None:
+@pytest.mark.parametrize("verb", ["analyze", "analyse"])
+def test_deferred_analysis_then_cli_analyze(fake_torch_npu: Any, tmp_path: Path, capsys: Any, verb: str) -> None:
     profile = _run(tmp_path, backend="npu", npu={"analyse": False})
     (directory,) = profile.trace_paths
     assert directory.is_dir() and not (directory / "ASCEND_PROFILER_OUTPUT").exists()
     assert fake_torch_npu._fake.named("tensorboard_trace_handler")[0]["analyse_flag"] is False
-    assert main(["analyse", str(tmp_path)]) == 0
+    assert main([verb, str(tmp_path)]) == 0
     view = directory / "ASCEND_PROFILER_OUTPUT" / "trace_view.json"
     assert f"trace: {view}" in capsys.readouterr().out
     assert json.loads(view.read_text())
     assert fake_torch_npu._fake.named("analyse")[0]["profiler_path"] == str(directory)
 
 
-def test_analyse_errors(fake_torch_npu: Any, tmp_path: Path, capsys: Any) -> None:
-    assert main(["analyse", str(tmp_path)]) == 2
+def test_analyze_errors(fake_torch_npu: Any, tmp_path: Path, capsys: Any) -> None:
+    assert main(["analyze", str(tmp_path)]) == 2
     assert "no *_ascend_pt directory" in capsys.readouterr().err
-    assert main(["analyse", str(tmp_path / "missing")]) == 2
+    assert main(["analyze", str(tmp_path / "missing")]) == 2
+    (tmp_path / "w_1_20250101000000000_ascend_pt").mkdir()
+    assert main(["analyze", str(tmp_path), "--max-process-number", "0"]) == 2
+    assert "npuprofile analyze: error: max_process_number=0 is not allowed; allowed: a whole number >= 1" in (
+        capsys.readouterr().err
+    )
+    assert fake_torch_npu._fake.named("analyse") == []
 
 
-def test_analyse_without_torch_npu_says_why(tmp_path: Path) -> None:
+def test_analyze_without_torch_npu_says_why(tmp_path: Path) -> None:
     (tmp_path / "w_1_20250101000000000_ascend_pt").mkdir()
     env = dict(os.environ, PYTHONPATH=str(REPO))
     out = subprocess.run([sys.executable, "-m", "npuprofile", "analyse", str(tmp_path)], env=env,
@@ -415,7 +427,7 @@ def test_analyse_without_torch_npu_says_why(tmp_path: Path) -> None:
     assert "analysing NPU traces needs torch_npu: torch_npu not installed (pip install npuprofile[npu])" in out.stderr
     assert importlib.util.find_spec("torch_npu") is None
     with pytest.raises(BackendUnavailableError, match="torch_npu not installed"):
-        analyse_traces(tmp_path)
+        analyze_traces(tmp_path)
 
 
 def test_mstx_ranges_follow_regions_when_enabled(fake_torch_npu: Any, tmp_path: Path) -> None:
@@ -431,10 +443,10 @@ def test_mstx_ranges_follow_regions_when_enabled(fake_torch_npu: Any, tmp_path: 
 
 def test_sync_and_event_timer_use_torch_npu(fake_torch_npu: Any, tmp_path: Path) -> None:
     fake = fake_torch_npu._fake
-    adapter = backends.get("npu")
-    adapter.synchronize()
+    backend = backends.get("npu")
+    backend.synchronize()
     assert len(fake.named("synchronize")) == 1
-    timer = adapter.timer()
+    timer = backend.timer()
     assert timer.host_clock is False
     first = timer.mark()
     second = timer.mark()
@@ -448,12 +460,13 @@ def test_sync_and_event_timer_use_torch_npu(fake_torch_npu: Any, tmp_path: Path)
     assert profile.summary().regions[0].count == 1
 
 
-def test_npu_adapter_passes_the_conformance_suite(fake_torch_npu: Any, tmp_path: Path) -> None:
+def test_npu_backend_passes_the_conformance_suite(fake_torch_npu: Any, tmp_path: Path) -> None:
     # the fake has no "npu" tensors: the workload runs on the CPU, the profiler is torch_npu's
     left, right = torch.rand(16, 16), torch.rand(16, 16)
-    report = check_adapter(backends.get("npu"), tmp_path, workload=lambda: torch.mm(left, right))
+    report = check_backend(backends.get("npu"), tmp_path, workload=lambda: torch.mm(left, right))
     report.raise_for_failures()
-    assert [r.name for r in report.results][-2:] == ["trace", "op_table"]
+    assert [r.name for r in report.results][-4:] == ["ranges", "schedule", "op_table", "isolation"]
+    assert len(fake_torch_npu._fake.named("profile")) == 5  # trace, ranges, schedule, isolation x2
 
 
 # -- npuprofile backends ----------------------------------------------------------------------------------------

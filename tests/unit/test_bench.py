@@ -14,7 +14,7 @@ import pytest
 import npuprofile as npp
 from npuprofile.backends.base import Timer
 from npuprofile.errors import ConfigError, SessionError
-from tests.fakes import ClockAdapter, register_clock
+from tests.fakes import ClockBackend, register_clock
 
 
 class StepClock(Timer):
@@ -33,7 +33,7 @@ class EventClock(StepClock):
     host_clock = False
 
 
-def register(clock: StepClock) -> ClockAdapter:
+def register(clock: StepClock) -> ClockBackend:
     return register_clock(npp.backends, "counting", clock)
 
 

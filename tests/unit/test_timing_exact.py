@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 import npuprofile as npp
 from npuprofile.backends.base import Timer
 from npuprofile.core import region as _region
-from tests.fakes import ClockAdapter, register_clock
+from tests.fakes import ClockBackend, register_clock
 
 
 class FakeClock(Timer):
@@ -70,7 +70,7 @@ class FakeEventTimer(FakeClock):
         return end.time - start.time
 
 
-def use_clock(clock: FakeClock) -> ClockAdapter:
+def use_clock(clock: FakeClock) -> ClockBackend:
     return register_clock(npp.backends, "fake", clock)
 
 

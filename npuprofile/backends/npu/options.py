@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Mapping
+from typing import Any
 
+from npuprofile.backends.options import normalize_options
+from npuprofile.core.env import env_name
 from npuprofile.errors import ConfigError
-from npuprofile.sessions.config import env_name, parse_bool
 
 #: ``profiler_level`` spellings -> torch_npu ``ProfilerLevel`` values.
 PROFILER_LEVELS: dict[str, str] = {
@@ -48,11 +49,6 @@ EXPORT_TYPES: tuple[str, ...] = tuple(EXPORT_TYPE_CONSTANTS)
 
 _ALIASES_LEVEL = {value.lower(): name for name, value in PROFILER_LEVELS.items()}
 _ALIASES_AIC = {attr.lower(): name for name, (attr, _) in AIC_METRIC_CONSTANTS.items()}
-
-_BOOL_FIELDS = (
-    "l2_cache", "op_attr", "record_op_args", "data_simplification",
-    "msprof_tx", "mstx", "analyse", "strict_options",
-)
 
 
 def parse_profiler_level(value: Any, source: str) -> str:
@@ -127,33 +123,26 @@ class NpuOptions:
     - ``msprof_tx`` / ``mstx``: mstx ranges reach the trace (``mstx`` needs a torch_npu that has it).
     - ``gc_detect_threshold``: Python GC pauses above this many ms are recorded; ``None`` is off.
     - ``analyse``: parse the raw data when a trace is ready (slow); ``False`` defers it to
-      ``npuprofile analyse DIR``.
+      ``npuprofile analyze DIR``.
     - ``strict_options``: an option the installed torch_npu does not know is an error (``True``)
       or dropped with one warning (``False``).
     """
 
-    profiler_level: str = "Level1"
-    aic_metrics: str = "ACL_AICORE_NONE"
-    export_type: tuple[str, ...] | str = ("text",)
+    profiler_level: str = dataclasses.field(default="Level1", metadata={"parse": parse_profiler_level})
+    aic_metrics: str = dataclasses.field(default="ACL_AICORE_NONE", metadata={"parse": parse_aic_metrics})
+    export_type: tuple[str, ...] | str = dataclasses.field(default=("text",), metadata={"parse": parse_export_type})
     l2_cache: bool = False
     op_attr: bool = False
     record_op_args: bool = False
     data_simplification: bool = False
     msprof_tx: bool = False
     mstx: bool = False
-    gc_detect_threshold: float | None = None
+    gc_detect_threshold: float | None = dataclasses.field(default=None, metadata={"parse": parse_threshold})
     analyse: bool = True
     strict_options: bool = True
 
     def __post_init__(self) -> None:
-        set_ = object.__setattr__
-        set_(self, "profiler_level", parse_profiler_level(self.profiler_level, "npu profiler_level"))
-        set_(self, "aic_metrics", parse_aic_metrics(self.aic_metrics, "npu aic_metrics"))
-        set_(self, "export_type", parse_export_type(self.export_type, "npu export_type"))
-        set_(self, "gc_detect_threshold", parse_threshold(self.gc_detect_threshold, "npu gc_detect_threshold"))
-        for name in _BOOL_FIELDS:
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f"npu {name}={getattr(self, name)!r} is not a boolean; allowed: True, False")
+        normalize_options(self, "npu")
         self._check_combinations()
 
     def _check_combinations(self) -> None:
@@ -181,46 +170,6 @@ class NpuOptions:
         return self.mstx or self.msprof_tx
 
 
-OPTION_FIELDS: tuple[str, ...] = tuple(field.name for field in dataclasses.fields(NpuOptions))
-
-
 def env_var(field: str) -> str:
     """The environment variable of one NPU option: ``NPUPROFILE_NPU_<FIELD>``."""
     return env_name("npu_" + field)
-
-
-def parse_npu_options(value: Any, environ: Mapping[str, str]) -> NpuOptions:
-    """Resolve :class:`NpuOptions`.
-
-    An ``NpuOptions`` object is used as given. Otherwise each field comes from
-    the dict (``session(npu={...})``) if present there, else from its
-    ``NPUPROFILE_NPU_*`` variable, else from the default.
-    """
-    if isinstance(value, NpuOptions):
-        return value
-    if value is not None and not isinstance(value, Mapping):
-        raise ConfigError(
-            f"npu={value!r} is not allowed; allowed: None, a dict or npuprofile.backends.npu.NpuOptions"
-        )
-    given = dict(value or {})
-    unknown = sorted(set(given) - set(OPTION_FIELDS))
-    if unknown:
-        raise ConfigError(f"npu option(s) {unknown} unknown; allowed: {', '.join(OPTION_FIELDS)}")
-    fields: dict[str, Any] = {}
-    for name in OPTION_FIELDS:
-        if name in given:
-            raw, source = given[name], f"npu {name}"
-        elif environ.get(env_var(name), "").strip():
-            raw, source = environ[env_var(name)], env_var(name)
-        else:
-            continue
-        fields[name] = parse_bool(raw, source) if name in _BOOL_FIELDS else _PARSERS[name](raw, source)
-    return NpuOptions(**fields)
-
-
-_PARSERS = {
-    "profiler_level": parse_profiler_level,
-    "aic_metrics": parse_aic_metrics,
-    "export_type": parse_export_type,
-    "gc_detect_threshold": parse_threshold,
-}

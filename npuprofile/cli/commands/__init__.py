@@ -1,7 +1,7 @@
 """Subcommands of the ``npuprofile`` command line, one module each.
 
 Each module defines ``NAME``, ``HELP``, ``add_arguments(parser)`` and
-``run(args) -> int``.
+``run(args) -> int``, and may define ``ALIASES`` (other spellings of its name).
 """
 
-COMMANDS = ("demo", "backends", "summarize", "report", "merge", "trigger", "analyse")
+COMMANDS = ("demo", "backends", "summarize", "report", "merge", "trigger", "analyze")

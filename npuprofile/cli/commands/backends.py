@@ -1,4 +1,4 @@
-"""``npuprofile backends``: each adapter, whether it can run here and why not, with versions."""
+"""``npuprofile backends``: each backend, whether it can run here and why not, with versions."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import json
 
 NAME = "backends"
-HELP = "list the backend adapters, their availability (and why not) and versions"
+HELP = "list the backends, their availability (and why not) and versions"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
