@@ -1,4 +1,4 @@
-"""Summarize traces: top ops by self time (CPU and device), regions, steps, memory peaks.
+"""Summarize traces: top ops by self time (CPU and device), regions, steps, memory peaks, device time.
 
 ``summarize(path)`` streams every trace ``path`` names (a file, or a directory
 of them), so memory does not grow with trace size. Durations in the result are
@@ -16,9 +16,11 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
-from npuprofile.analysis.aggregate import Aggregator
-from npuprofile.analysis.events import Progress, TraceFile, find_traces
-from npuprofile.analysis.runinfo import find_session_summary, load_session_summary, rank_of, trace_facts
+from npuprofile.analysis.collect import Source, collect
+from npuprofile.analysis.device_time import DeviceTime
+from npuprofile.analysis.events import Progress
+from npuprofile.analysis.runinfo import trace_facts
+from npuprofile.analysis.tables import StatedDeviceTime
 from npuprofile.sessions.files import atomic_write_text
 from npuprofile.summary.model import dumps_json, format_ns, render_table
 
@@ -30,13 +32,19 @@ _DEVICE_TYPES = {0: "cpu", 1: "cuda", 20: "privateuse1"}
 
 @dataclasses.dataclass(frozen=True)
 class OpRow:
-    """One operator (or kernel), all its calls together."""
+    """One operator (or kernel, or synchronization marker) of one rank, all its calls together.
+
+    ``share`` is its self time over the self time of every op of its kind and
+    rank (not only of the rows shown).
+    """
 
     name: str
-    kind: str  # "cpu" or "device"
+    kind: str  # "cpu", "device" or "sync"
     count: int
     self_ns: int
     total_ns: int
+    rank: int | None = None
+    share: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready view."""
@@ -60,7 +68,8 @@ class RegionRow:
 
 @dataclasses.dataclass(frozen=True)
 class StepRow:
-    """One ``ProfilerStep#N``: when it started (from the first step of its trace), how long, and its regions' self times."""
+    """One host ``ProfilerStep#N``: when it started (on one clock for every rank, from the earliest step),
+    how long, and its regions' self times."""
 
     source: int
     rank: int | None
@@ -126,6 +135,9 @@ class TraceSummary:
         memory: Sequence[MemoryRow],
         metadata: dict[str, Any],
         late_events: int = 0,
+        sync_ops: Sequence[OpRow] = (),
+        device_time: Sequence[DeviceTime] = (),
+        device_time_stated: Sequence[StatedDeviceTime] = (),
     ) -> None:
         self.sources = list(sources)
         self.cpu_ops = list(cpu_ops)
@@ -135,6 +147,9 @@ class TraceSummary:
         self.memory = list(memory)
         self.metadata = dict(metadata)
         self.late_events = late_events
+        self.sync_ops = list(sync_ops)
+        self.device_time = list(device_time)
+        self.device_time_stated = list(device_time_stated)
 
     @property
     def step_time_ns(self) -> int:
@@ -159,6 +174,9 @@ class TraceSummary:
             "device_ops": [o.to_dict() for o in self.device_ops],
             "memory": [m.to_dict() for m in self.memory],
             "late_events": self.late_events,
+            "sync_ops": [o.to_dict() for o in self.sync_ops],
+            "device_time": [d.to_dict() for d in self.device_time],
+            "device_time_stated": [d.to_dict() for d in self.device_time_stated],
         }
 
     def to_json(self, path: str | os.PathLike[str] | None = None, *, indent: int = 2) -> str:
@@ -181,9 +199,10 @@ class TraceSummary:
             writer.writerow({"section": "step", "name": f"ProfilerStep#{s.step}", "kind": "step",
                              "rank": "" if s.rank is None else s.rank, "step": s.step, "count": 1,
                              "total_ns": s.duration_ns, "self_ns": s.other_ns})
-        for o in (*self.cpu_ops, *self.device_ops):
-            writer.writerow({"section": "op", "name": o.name, "kind": o.kind, "count": o.count,
-                             "total_ns": o.total_ns, "self_ns": o.self_ns})
+        for o in (*self.cpu_ops, *self.device_ops, *self.sync_ops):
+            writer.writerow({"section": "op", "name": o.name, "kind": o.kind, "rank": "" if o.rank is None else o.rank,
+                             "count": o.count, "total_ns": o.total_ns, "self_ns": o.self_ns,
+                             "share": f"{o.share:.6f}"})
         text = buffer.getvalue()
         if path is not None:
             atomic_write_text(Path(path), text)
@@ -218,17 +237,31 @@ class TraceSummary:
         rows = []
         for s in self.steps:
             label = f"{s.step}" if not multi else f"{s.step} (rank {s.rank if s.rank is not None else s.source})"
-            rows.append([label, format_ns(s.duration_ns), *(format_ns(s.regions.get(n, 0)) for n in names),
+            start = [format_ns(s.start_ns)] if multi else []
+            rows.append([label, *start, format_ns(s.duration_ns), *(format_ns(s.regions.get(n, 0)) for n in names),
                          format_ns(s.other_ns)])
-        return render_table(("step", "duration", *names, "other"), rows)
+        return render_table(("step", *(["start"] if multi else []), "duration", *names, "other"), rows)
 
     def op_table(self, kind: str) -> str:
-        """The top ops of one kind (``"cpu"`` or ``"device"``) as a text table."""
-        ops = self.cpu_ops if kind == "cpu" else self.device_ops
-        total = sum(o.self_ns for o in ops) or 1
-        rows = [[o.name[:70], str(o.count), format_ns(o.self_ns), f"{100 * o.self_ns / total:.1f}%",
-                 format_ns(o.total_ns)] for o in ops]
-        return render_table((f"{kind} op", "count", "self", "self %", "total"), rows)
+        """The top ops of one kind (``"cpu"``, ``"device"`` or ``"sync"``) as a text table."""
+        ops = {"cpu": self.cpu_ops, "device": self.device_ops, "sync": self.sync_ops}[kind]
+        ranked = len({o.rank for o in ops}) > 1
+        rows = [[*([str(o.rank)] if ranked else []), o.name[:70], str(o.count), format_ns(o.self_ns),
+                 f"{100 * o.share:.1f}%", format_ns(o.total_ns)] for o in ops]
+        return render_table((*(["rank"] if ranked else []), f"{kind} op", "count", "self", "self %", "total"), rows)
+
+    def device_time_table(self) -> str:
+        """Device time per rank and device as a text table."""
+        def share(part: int, whole: int) -> str:
+            return f"{100 * part / whole:.1f}%" if whole else "-"
+
+        rows = [[str(d.rank if d.rank is not None else "-"), d.device, format_ns(d.span_ns),
+                 share(d.busy_ns, d.span_ns), share(d.idle_ns, d.span_ns), share(d.compute_ns, d.span_ns),
+                 share(d.communication_ns, d.span_ns), share(d.memory_ns, d.span_ns),
+                 "-" if d.comm_overlapped_share is None else f"{100 * d.comm_overlapped_share:.1f}%"]
+                for d in self.device_time]
+        return render_table(("rank", "device", "span", "busy", "idle", "compute", "communication", "memory",
+                             "comm overlapped"), rows)
 
     def text(self) -> str:
         """The whole summary as readable text."""
@@ -240,6 +273,8 @@ class TraceSummary:
             ("Steps", self.steps, self.step_table),
             ("Top CPU ops by self time", self.cpu_ops, lambda: self.op_table("cpu")),
             ("Top device ops by self time", self.device_ops, lambda: self.op_table("device")),
+            ("Synchronization markers on device lanes", self.sync_ops, lambda: self.op_table("sync")),
+            ("Device time (shares of each device's span)", self.device_time, self.device_time_table),
         ]
         for title, rows, render in sections:
             if rows:
@@ -264,15 +299,23 @@ def summarize(
     *,
     top: int = DEFAULT_TOP,
     progress: Progress | None = None,
+    include_last_step: bool = False,
 ) -> TraceSummary:
     """Stream the trace(s) at ``path`` (a file, a directory, or several) into a :class:`TraceSummary`.
 
-    ``progress(bytes_done, bytes_total)`` is called as the files are read. The
-    cyclic garbage collector is paused meanwhile (the events are acyclic, and
-    collections triggered by millions of fresh dicts would double the time).
+    A directory may also hold only a backend's tables (CSV files its tools
+    wrote); they are read instead. ``progress(bytes_done, bytes_total)`` is
+    called as the files are read. ``include_last_step`` counts the device
+    activities launched during the last host step too (see
+    :mod:`npuprofile.analysis.device_time`). The cyclic garbage collector is
+    paused meanwhile (the events are acyclic, and collections triggered by
+    millions of fresh dicts would double the time).
     """
     with _gc_paused():
-        return _summarize(path, top, progress)
+        sources = collect(path, progress=progress, include_last_step=include_last_step)
+        summary = build_summary(sources, top=top)
+    summary.metadata["device_window"] = "through the last step" if include_last_step else "before the last step"
+    return summary
 
 
 @contextlib.contextmanager
@@ -286,98 +329,87 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _summarize(path: Any, top: int, progress: Progress | None) -> TraceSummary:
-    if isinstance(path, (str, os.PathLike)):
-        files = find_traces(path)
-    else:
-        files = [f for p in path for f in find_traces(p)]
-    total = sum(f.stat().st_size for f in files)
-    done = 0
-    parts = []
-    for file in files:
-        session_path = find_session_summary(file)
-        session = load_session_summary(session_path) if session_path else None
-        names = [r.get("name") for r in (session or {}).get("regions", []) if isinstance(r, dict)]
-        trace = TraceFile(file)
-        report = None
-        if progress is not None:
-            offset = done
-
-            def report(current: int, _size: int, offset: int = offset) -> None:
-                progress(offset + current, total)
-
-        aggregator = Aggregator([n for n in names if isinstance(n, str)]).feed_all(trace.events(report))
-        aggregator.finish()
-        done += trace.size
-        parts.append((trace, aggregator, session_path, session))
-    if progress is not None:
-        progress(total, total)
-    return build_summary(parts, top=top)
+def _op_rows(table: dict[tuple[int | None, str], dict[str, list[float]]], kind: str, top: int) -> list[OpRow]:
+    rows: list[OpRow] = []
+    for (rank, table_kind), ops in sorted(table.items(), key=lambda item: (item[0][0] is None, item[0][0] or 0)):
+        if table_kind != kind:
+            continue
+        total_self = sum(own for _, _, own in ops.values()) or 1.0
+        ranked = sorted(ops.items(), key=lambda item: item[1][2], reverse=True)
+        if top > 0:
+            ranked = ranked[:top]
+        rows += [OpRow(name, kind, int(c), _ns(own), _ns(t), rank, own / total_self) for name, (c, t, own) in ranked]
+    return rows
 
 
-def build_summary(
-    parts: Sequence[tuple[TraceFile, Aggregator, Path | None, dict[str, Any] | None]], *, top: int = DEFAULT_TOP
-) -> TraceSummary:
-    """Combine finished aggregators (one per trace file) into a :class:`TraceSummary`."""
-    sources: list[SourceRow] = []
-    ops: dict[tuple[str, str], list[float]] = {}
+def build_summary(sources: Sequence[Source], *, top: int = DEFAULT_TOP) -> TraceSummary:
+    """Combine the sources of :func:`~npuprofile.analysis.collect.collect` into a :class:`TraceSummary`.
+
+    Ops are tabled per rank; steps of every rank are put on one clock (each
+    source's clock base plus its ``ts``) and start from the earliest step.
+    """
+    rows: list[SourceRow] = []
+    ops: dict[tuple[int | None, str], dict[str, list[float]]] = {}
     regions: dict[str, list[float]] = {}
-    steps: list[StepRow] = []
     memory: dict[str, list[float]] = {}
     metadata: dict[str, Any] = {}
-    late = 0
     span_us = 0.0
-    for index, (trace, agg, session_path, session) in enumerate(parts):
-        session_meta = (session or {}).get("metadata") if isinstance((session or {}).get("metadata"), dict) else None
-        rank = rank_of(trace.metadata, session_meta)
-        sources.append(SourceRow(str(trace.path), trace.layout or "?", trace.size, trace.events_read, rank,
-                                 str(session_path) if session_path else None))
+    # The earliest step of all, as (clock base, ts): differences are taken part by part, since
+    # absolute nanoseconds do not fit a float's precision.
+    origin_base, origin_ts = min(((s.base_ns, ts) for s in sources for _, ts, _ in s.steps),
+                                 key=lambda pair: pair[0] + pair[1] * 1000, default=(0, 0.0))
+    steps: list[StepRow] = []
+    for index, source in enumerate(sources):
+        rows.append(SourceRow(str(source.path), source.layout, source.size, source.events, source.rank,
+                              str(source.session_path) if source.session_path else None))
+        session_meta = source.session_metadata
         if session_meta and not metadata:
             metadata.update({k: v for k, v in session_meta.items() if k != "trace_paths"})
-        metadata.setdefault("trace", trace_facts(trace.metadata))
-        late += agg.late_events
-        for (pid, cat, name), (count, total, own) in agg.ops.items():
-            kind = agg.op_kind(pid, cat)
-            if kind is None:
-                continue
-            row = ops.setdefault((kind, name), [0, 0.0, 0.0])
-            row[0] += count
-            row[1] += total
-            row[2] += own
-        for name, (count, total, own) in agg.regions.items():
+        if source.metadata:
+            metadata.setdefault("trace", trace_facts(source.metadata))
+        for kind, table in (("cpu", source.cpu_ops), ("device", source.device_ops), ("sync", source.sync_ops)):
+            target = ops.setdefault((source.rank, kind), {})
+            for name, values in table.items():
+                row = target.setdefault(name, [0, 0.0, 0.0])
+                row[0] += values[0]
+                row[1] += values[1]
+                row[2] += values[2] if len(values) > 2 else values[1]
+        for name, (count, total, own) in source.regions.items():
             row = regions.setdefault(name, [0, 0.0, 0.0])
             row[0] += count
             row[1] += total
             row[2] += own
-        first = min((ts for _, _, ts, _ in agg.steps), default=0.0)
-        for number, pid, ts, dur in sorted(agg.steps, key=lambda s: s[2]):
-            per_region = agg.step_regions.get((pid, number), {})
-            steps.append(StepRow(index, rank, number, _ns(ts - first), _ns(dur),
+        for number, ts, dur in source.steps:
+            per_region = source.step_regions.get(number, {})
+            start = int(round((source.base_ns - origin_base) + (ts - origin_ts) * 1000))
+            steps.append(StepRow(index, source.rank, number, start, _ns(dur),
                                  {name: _ns(value) for name, value in per_region.items()}))
-        if agg.last_ts > agg.first_ts:
-            span_us += agg.last_ts - agg.first_ts
-        for (device_type, device_id), (allocated, reserved) in agg.memory.items():
+        if source.last_ts > source.first_ts:
+            span_us += source.last_ts - source.first_ts
+        for (device_type, device_id), (allocated, reserved) in source.memory.items():
             label = f"{_DEVICE_TYPES.get(device_type, device_type)}:{device_id}" if device_id not in (None, -1) \
                 else str(_DEVICE_TYPES.get(device_type, device_type))
             peaks = memory.setdefault(label, [0.0, 0.0])
             peaks[0] = max(peaks[0], allocated)
             peaks[1] = max(peaks[1], reserved)
-    ranks = sorted({s.rank for s in sources if s.rank is not None})
-    metadata["ranks"] = ranks
+    metadata["ranks"] = sorted({s.rank for s in sources if s.rank is not None})
+    malformed = sum(s.malformed for s in sources)
+    if malformed:
+        metadata["malformed_events"] = malformed
+    steps.sort(key=lambda s: (s.start_ns, s.source))
     step_ns = sum(s.duration_ns for s in steps)
     base_ns = step_ns or _ns(span_us) or 1
     region_rows = sorted(
         (RegionRow(name, int(c), _ns(t), _ns(s), _ns(s) / base_ns) for name, (c, t, s) in regions.items()),
         key=lambda r: r.total_ns, reverse=True,
     )
-
-    def top_ops(kind: str) -> list[OpRow]:
-        rows = [OpRow(name, kind, int(c), _ns(s), _ns(t)) for (k, name), (c, t, s) in ops.items() if k == kind]
-        rows.sort(key=lambda r: r.self_ns, reverse=True)
-        return rows[:top] if top > 0 else rows
-
     memory_rows = [MemoryRow(label, int(a), int(r)) for label, (a, r) in sorted(memory.items())]
-    return TraceSummary(sources, top_ops("cpu"), top_ops("device"), region_rows, steps, memory_rows, metadata, late)
+    return TraceSummary(
+        rows, _op_rows(ops, "cpu", top), _op_rows(ops, "device", top), region_rows, steps, memory_rows, metadata,
+        sync_ops=_op_rows(ops, "sync", 0),
+        device_time=[entry for source in sources for entry in source.device_time],
+        device_time_stated=[entry for source in sources for entry in source.stated],
+    )
 
 
 def _ns(us: float) -> int:

@@ -246,6 +246,11 @@ class NpuAdapter(Adapter):
         host_process_groups=(("Python", "CANN"),),
         overlap_process_pattern=r"Overlap Analysis",
         rank_file_glob="profiler_info_*.json",
+        memory_patterns=(r"^MEMCPY", r"^MEMSET"),
+        overlap_threads=(("Computing", "compute"), ("Communication", "communication"),
+                         ("Communication(Not Overlapped)", "communication_not_overlapped"), ("Free", "idle")),
+        table_globs=("kernel_details*.csv", "op_statistic*.csv", "step_trace_time*.csv"),
+        table_reader="npuprofile.backends.npu.tables:read_tables",
     )
     description = "torch_npu.profiler, CPU + NPU activities, experimental config, NPU-event timing"
     #: The ``torch.device`` type models run on with this backend.

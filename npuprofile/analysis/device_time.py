@@ -1,0 +1,335 @@
+"""Where device time goes: busy, idle, compute, communication and memory per rank and device.
+
+The definitions follow HolisticTraceAnalysis's temporal, kernel-type and
+overlap breakdowns, so the figures can be checked against it (see
+``docs/analysis.md``):
+
+- the activities counted are the device's kernels, memcpys and memsets whose
+  launching host call (matched by correlation id) started before the start of
+  the last host step (``include_last_step``: up to its end); a trace with at
+  most one host step counts every activity. An activity without a correlation
+  id is counted when it itself starts within that window.
+- ``span_ns`` runs from the first counted activity's start to the last one's
+  end; ``busy_ns`` is the union of their intervals over all streams,
+  ``idle_ns = span_ns - busy_ns``, ``idle_share = idle_ns / span_ns``;
+- ``compute_ns``, ``communication_ns``, ``memory_ns`` are the unions of the
+  activities of each kind; ``comm_overlapped_share`` is the time during which
+  communication and compute ran at once, over ``communication_ns``;
+- ``kernel_types``: the busy time split by which kinds ran at once
+  (``compute``, ``compute+communication``, ...), each with its share of busy time;
+- ``streams``: per stream, busy (union), idle (its span minus busy) and host
+  wait (gaps that end with an activity launched after the previous one ended);
+- ``steps``: the same figures for the activities launched in each host step.
+
+:class:`DeviceTimeBuilder` takes the activities of one device in start order.
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+from typing import Any, Sequence
+
+__all__ = ["DeviceTime", "StreamTime", "KernelTypeTime", "StepDeviceTime", "DeviceTimeBuilder", "KINDS"]
+
+#: The kinds of device activity, in the order their combinations are named.
+KINDS = ("compute", "communication", "memory")
+_BIT = {kind: 1 << index for index, kind in enumerate(KINDS)}
+_COMPUTE, _COMMUNICATION = _BIT["compute"], _BIT["communication"]
+
+
+def _ns(us: float) -> int:
+    return int(round(us * 1000))
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamTime:
+    """One device stream: how many activities it ran, busy time, idle time within its span, host wait."""
+
+    stream: str
+    activities: int
+    busy_ns: int
+    idle_ns: int
+    host_wait_ns: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready view."""
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class KernelTypeTime:
+    """Time during which exactly these kinds ran (``compute+communication``: both at once).
+
+    ``count`` and ``total_ns`` (number and summed duration of the activities of
+    that kind) are set on the rows of a single kind only.
+    """
+
+    kind: str
+    time_ns: int
+    share: float
+    count: int = 0
+    total_ns: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready view."""
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class StepDeviceTime:
+    """The device figures of the activities launched during one host step."""
+
+    step: int
+    span_ns: int
+    busy_ns: int
+    idle_ns: int
+    idle_share: float
+    compute_ns: int
+    communication_ns: int
+    memory_ns: int
+    comm_overlapped_share: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready view."""
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class DeviceTime:
+    """Device time of one rank's device (see the module docstring for the definitions)."""
+
+    rank: int | None
+    device: str
+    span_ns: int
+    busy_ns: int
+    idle_ns: int
+    idle_share: float
+    compute_ns: int
+    communication_ns: int
+    memory_ns: int
+    comm_overlapped_share: float | None
+    streams: list[StreamTime]
+    kernel_types: list[KernelTypeTime]
+    steps: list[StepDeviceTime]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready view."""
+        return dataclasses.asdict(self)
+
+
+class _Union:
+    """The union of intervals given in order of start; keeps the merged intervals when asked."""
+
+    __slots__ = ("start", "end", "total", "first", "merged", "closed")
+
+    def __init__(self, keep: bool) -> None:
+        self.start = self.end = 0.0
+        self.total = 0.0
+        self.first: float | None = None
+        self.merged: list[tuple[float, float]] | None = [] if keep else None
+        self.closed = False
+
+    def add(self, start: float, end: float) -> None:
+        if self.first is None:
+            self.first, self.start, self.end = start, start, end
+        elif start > self.end:
+            self._flush()
+            self.start, self.end = start, end
+        elif end > self.end:
+            self.end = end
+
+    def _flush(self) -> None:
+        self.total += self.end - self.start
+        if self.merged is not None:
+            self.merged.append((self.start, self.end))
+
+    def close(self) -> None:
+        if self.first is not None and not self.closed:
+            self._flush()
+        self.closed = True
+
+
+class _Figures:
+    """Span, busy time and per-kind unions of a set of activities."""
+
+    __slots__ = ("all", "by_kind", "count", "summed")
+
+    def __init__(self) -> None:
+        self.all = _Union(False)
+        self.by_kind = {kind: _Union(True) for kind in KINDS}
+        self.count = dict.fromkeys(KINDS, 0)
+        self.summed = dict.fromkeys(KINDS, 0.0)
+
+    def add(self, start: float, end: float, kind: str) -> None:
+        self.all.add(start, end)
+        self.by_kind[kind].add(start, end)
+        self.count[kind] += 1
+        self.summed[kind] += end - start
+
+    def close(self) -> None:
+        self.all.close()
+        for union in self.by_kind.values():
+            union.close()
+
+    @property
+    def span(self) -> float:
+        return 0.0 if self.all.first is None else self.all.end - self.all.first
+
+    def combinations(self) -> dict[int, float]:
+        """Time per set of kinds running at once (a bit mask over :data:`KINDS`)."""
+        points: list[tuple[float, int]] = []
+        for kind, union in self.by_kind.items():
+            bit = _BIT[kind]
+            for start, end in union.merged or ():
+                if end > start:  # an empty interval would end before it starts in the sweep
+                    points.append((start, bit))
+                    points.append((end, -bit))
+        points.sort()
+        measure: dict[int, float] = {}
+        mask = 0
+        previous = 0.0
+        for time, change in points:
+            if mask and time > previous:
+                measure[mask] = measure.get(mask, 0.0) + time - previous
+            mask += change
+            previous = time
+        return measure
+
+    def overlapped_share(self, combos: dict[int, float]) -> float | None:
+        communication = self.by_kind["communication"].total
+        if communication <= 0:
+            return None
+        both = sum(t for mask, t in combos.items() if mask & _COMPUTE and mask & _COMMUNICATION)
+        return both / communication
+
+
+def _combo_name(mask: int) -> str:
+    return "+".join(kind for kind in KINDS if mask & _BIT[kind])
+
+
+class _Stream:
+    __slots__ = ("union", "count", "last_end", "host_wait")
+
+    def __init__(self) -> None:
+        self.union = _Union(False)
+        self.count = 0
+        self.last_end: float | None = None
+        self.host_wait = 0.0
+
+
+class DeviceTimeBuilder:
+    """Device figures of one device: feed :meth:`add` every activity in order of start, then :meth:`result`.
+
+    ``window_end``: activities launched at or after it are left out (None: all
+    count). ``steps``: ``(number, start, end)`` of the host steps, for the per-step figures.
+    """
+
+    def __init__(self, window_end: float | None, steps: Sequence[tuple[int, float, float]],
+                 include_end: bool = False) -> None:
+        self.window_end = window_end
+        self.include_end = include_end
+        self.steps = sorted(steps, key=lambda s: s[1])
+        self._starts = [s[1] for s in self.steps]
+        self.figures = _Figures()
+        self.streams: dict[Any, _Stream] = {}
+        self.per_step: dict[int, _Figures] = {}
+
+    def _in_window(self, moment: float) -> bool:
+        limit = self.window_end
+        if limit is None:
+            return True
+        return moment <= limit if self.include_end else moment < limit
+
+    def add(self, start: float, end: float, stream: Any, kind: str, launch: float | None,
+            correlated: bool) -> None:
+        """One activity: ``launch`` is its launching host call's start (None if unknown);
+        ``correlated`` says whether it carries a correlation id at all."""
+        moment = launch if launch is not None else start
+        self._add_to_step(self._step_of(moment), start, end, kind)
+        if launch is None and correlated and self.window_end is not None:
+            return  # its launch is not in the trace: it cannot be placed in the window
+        if self._in_window(moment):
+            self._count(start, end, stream, kind, launch)
+
+    def add_in_step(self, start: float, end: float, stream: Any, kind: str, step: int | None) -> None:
+        """One activity whose step is known (from a table): it always counts."""
+        self._add_to_step(step, start, end, kind)
+        self._count(start, end, stream, kind, None)
+
+    def _add_to_step(self, step: int | None, start: float, end: float, kind: str) -> None:
+        if step is None:
+            return
+        figures = self.per_step.get(step)
+        if figures is None:
+            figures = self.per_step[step] = _Figures()
+        figures.add(start, end, kind)
+
+    def _count(self, start: float, end: float, stream: Any, kind: str, launch: float | None) -> None:
+        self.figures.add(start, end, kind)
+        lane = self.streams.get(stream)
+        if lane is None:
+            lane = self.streams[stream] = _Stream()
+        if lane.last_end is not None and start > lane.last_end and launch is not None and launch > lane.last_end:
+            lane.host_wait += start - lane.last_end
+        lane.union.add(start, end)
+        lane.count += 1
+        if lane.last_end is None or end > lane.last_end:
+            lane.last_end = end
+
+    def _step_of(self, moment: float) -> int | None:
+        index = bisect.bisect_right(self._starts, moment) - 1
+        if index < 0:
+            return None
+        number, start, end = self.steps[index]
+        return number if moment < end else None
+
+    def result(self, rank: int | None, device: str) -> DeviceTime | None:
+        """The figures (None when no activity was counted)."""
+        figures = self.figures
+        figures.close()
+        if figures.all.first is None:
+            return None
+        streams = []
+        for name, lane in sorted(self.streams.items(), key=lambda item: str(item[0])):
+            lane.union.close()
+            span = lane.union.end - (lane.union.first or 0.0)
+            streams.append(StreamTime(str(name), lane.count, _ns(lane.union.total),
+                                      _ns(max(0.0, span - lane.union.total)), _ns(lane.host_wait)))
+        combos = figures.combinations()
+        busy = figures.all.total
+        types = []
+        for mask, time in sorted(combos.items(), key=lambda item: -item[1]):
+            single = [kind for kind in KINDS if mask == _BIT[kind]]
+            kind = single[0] if single else None
+            types.append(KernelTypeTime(
+                _combo_name(mask), _ns(time), time / busy if busy else 0.0,
+                figures.count[kind] if kind else 0, _ns(figures.summed[kind]) if kind else 0,
+            ))
+        steps = []
+        for number, step_figures in sorted(self.per_step.items()):
+            step_figures.close()
+            steps.append(_step_time(number, step_figures))
+        span = figures.span
+        return DeviceTime(
+            rank=rank, device=device, span_ns=_ns(span), busy_ns=_ns(busy), idle_ns=_ns(span - busy),
+            idle_share=(span - busy) / span if span else 0.0,
+            compute_ns=_ns(figures.by_kind["compute"].total),
+            communication_ns=_ns(figures.by_kind["communication"].total),
+            memory_ns=_ns(figures.by_kind["memory"].total),
+            comm_overlapped_share=figures.overlapped_share(combos),
+            streams=streams, kernel_types=types, steps=steps,
+        )
+
+
+def _step_time(number: int, figures: _Figures) -> StepDeviceTime:
+    span = figures.span
+    busy = figures.all.total
+    return StepDeviceTime(
+        step=number, span_ns=_ns(span), busy_ns=_ns(busy), idle_ns=_ns(span - busy),
+        idle_share=(span - busy) / span if span else 0.0,
+        compute_ns=_ns(figures.by_kind["compute"].total),
+        communication_ns=_ns(figures.by_kind["communication"].total),
+        memory_ns=_ns(figures.by_kind["memory"].total),
+        comm_overlapped_share=figures.overlapped_share(figures.combinations()),
+    )
