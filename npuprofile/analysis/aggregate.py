@@ -83,28 +83,34 @@ class Aggregator:
         """Feed every event; return self (call :meth:`finish` after). The hot loop of trace analysis."""
         counts: dict[Any, int] = self.counts
         sorter = self.sorter
+        buffers = sorter.buffers
+        memory = self._memory
         by_category = self.kinds.by_category
         intern = self.kinds.add
         seq = self._seq
         complete = malformed = 0
+        next_check = seq + _CHECK_EVERY
         last_pid = last_tid = buffer = None
         for event in events:
             ph = event.get("ph")
             if ph == "X":
                 complete += 1
-                ts = event.get("ts")
-                dur = event.get("dur")
-                if not ((ts.__class__ is float or ts.__class__ is int) and (dur.__class__ is float or dur.__class__ is int)):
+                try:  # numbers only: a string, list or missing value is a malformed event
+                    ts = event["ts"] + 0.0
+                    negdur = -event["dur"] - 0.0
+                except (KeyError, TypeError):
                     malformed += 1
                     continue
                 pid = event.get("pid")
                 tid = event.get("tid")
                 if buffer is None or pid != last_pid or tid != last_tid:
                     try:
-                        buffer = sorter.buffer((pid, tid))
+                        buffer = buffers.get((pid, tid))
                     except TypeError:  # an unhashable pid or tid
                         malformed += 1
                         continue
+                    if buffer is None:
+                        buffer = sorter.buffer((pid, tid))
                     last_pid, last_tid = pid, tid
                 try:
                     kid = by_category[event.get("cat")][event.get("name")]
@@ -118,17 +124,16 @@ class Aggregator:
                 if corr.__class__ is not int:
                     corr = None
                 seq += 1
-                buffer.append((ts, -dur, seq, kid, corr))
-                if not seq % _CHECK_EVERY:
+                buffer.append((ts, negdur, seq, kid, corr))
+                if seq >= next_check:
                     sorter.check()
+                    next_check = seq + _CHECK_EVERY
             else:
                 counts[ph] = counts.get(ph, 0) + 1
                 if ph == "M":
                     self._metadata(event)
                 elif (ph == "i" or ph == "I") and event.get("name") == "[memory]":
-                    args = event.get("args")
-                    if args.__class__ is dict:
-                        self._memory(args)
+                    memory(event.get("args"))
         self._seq = seq
         self.malformed += malformed
         counts["X"] = counts.get("X", 0) + complete
@@ -150,7 +155,9 @@ class Aggregator:
         except TypeError:  # an unhashable pid or tid
             return
 
-    def _memory(self, args: dict[str, Any]) -> None:
+    def _memory(self, args: Any) -> None:
+        if args.__class__ is not dict:
+            return
         try:
             device = (args.get("Device Type"), args.get("Device Id"))
             peaks = self.memory.get(device)

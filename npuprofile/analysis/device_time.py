@@ -118,70 +118,64 @@ class DeviceTime:
         return dataclasses.asdict(self)
 
 
-class _Union:
-    """The union of intervals given in order of start; keeps the merged intervals when asked."""
-
-    __slots__ = ("start", "end", "total", "first", "merged", "closed")
-
-    def __init__(self, keep: bool) -> None:
-        self.start = self.end = 0.0
-        self.total = 0.0
-        self.first: float | None = None
-        self.merged: list[tuple[float, float]] | None = [] if keep else None
-        self.closed = False
-
-    def add(self, start: float, end: float) -> None:
-        if self.first is None:
-            self.first, self.start, self.end = start, start, end
-        elif start > self.end:
-            self._flush()
-            self.start, self.end = start, end
-        elif end > self.end:
-            self.end = end
-
-    def _flush(self) -> None:
-        self.total += self.end - self.start
-        if self.merged is not None:
-            self.merged.append((self.start, self.end))
-
-    def close(self) -> None:
-        if self.first is not None and not self.closed:
-            self._flush()
-        self.closed = True
-
-
 class _Figures:
-    """Span, busy time and per-kind unions of a set of activities."""
+    """Span and per-kind unions of a set of activities given in order of start.
 
-    __slots__ = ("all", "by_kind", "count", "summed")
+    Each kind's union is merged on the fly (an interval starting after the
+    current one's end closes it); busy time is then the measure of the kinds'
+    combinations, so no separate union over all kinds is kept.
+    """
+
+    __slots__ = ("first", "last", "open", "merged", "count", "summed", "_combos")
 
     def __init__(self) -> None:
-        self.all = _Union(False)
-        self.by_kind = {kind: _Union(True) for kind in KINDS}
+        self.first: float | None = None
+        self.last = 0.0
+        #: per kind: [start, end] of the interval being merged, or None
+        self.open: dict[str, list[float] | None] = dict.fromkeys(KINDS)
+        self.merged: dict[str, list[tuple[float, float]]] = {kind: [] for kind in KINDS}
         self.count = dict.fromkeys(KINDS, 0)
         self.summed = dict.fromkeys(KINDS, 0.0)
+        self._combos: dict[int, float] | None = None
 
     def add(self, start: float, end: float, kind: str) -> None:
-        self.all.add(start, end)
-        self.by_kind[kind].add(start, end)
+        if self.first is None:
+            self.first = start
+        if end > self.last:
+            self.last = end
+        current = self.open[kind]
+        if current is None:
+            self.open[kind] = [start, end]
+        elif start > current[1]:
+            self.merged[kind].append((current[0], current[1]))
+            current[0] = start
+            current[1] = end
+        elif end > current[1]:
+            current[1] = end
         self.count[kind] += 1
         self.summed[kind] += end - start
 
     def close(self) -> None:
-        self.all.close()
-        for union in self.by_kind.values():
-            union.close()
+        for kind, current in self.open.items():
+            if current is not None:
+                self.merged[kind].append((current[0], current[1]))
+                self.open[kind] = None
 
     @property
     def span(self) -> float:
-        return 0.0 if self.all.first is None else self.all.end - self.all.first
+        return 0.0 if self.first is None else self.last - self.first
+
+    def union(self, kind: str) -> float:
+        return sum(end - start for start, end in self.merged[kind])
 
     def combinations(self) -> dict[int, float]:
         """Time per set of kinds running at once (a bit mask over :data:`KINDS`)."""
+        if self._combos is not None:
+            return self._combos
         points: list[tuple[float, int]] = []
-        for kind, union in self.by_kind.items():
+        for kind, intervals in self.merged.items():
             bit = _BIT[kind]
-            for start, end in union.merged or ():
+            for start, end in intervals:
                 if end > start:  # an empty interval would end before it starts in the sweep
                     points.append((start, bit))
                     points.append((end, -bit))
@@ -194,13 +188,18 @@ class _Figures:
                 measure[mask] = measure.get(mask, 0.0) + time - previous
             mask += change
             previous = time
+        self._combos = measure
         return measure
 
-    def overlapped_share(self, combos: dict[int, float]) -> float | None:
-        communication = self.by_kind["communication"].total
+    @property
+    def busy(self) -> float:
+        return sum(self.combinations().values())
+
+    def overlapped_share(self) -> float | None:
+        communication = self.union("communication")
         if communication <= 0:
             return None
-        both = sum(t for mask, t in combos.items() if mask & _COMPUTE and mask & _COMMUNICATION)
+        both = sum(t for mask, t in self.combinations().items() if mask & _COMPUTE and mask & _COMMUNICATION)
         return both / communication
 
 
@@ -209,12 +208,15 @@ def _combo_name(mask: int) -> str:
 
 
 class _Stream:
-    __slots__ = ("union", "count", "last_end", "host_wait")
+    """One stream's activities: their count, span, union (merged on the fly) and host wait."""
 
-    def __init__(self) -> None:
-        self.union = _Union(False)
+    __slots__ = ("count", "first", "start", "end", "busy", "host_wait")
+
+    def __init__(self, start: float, end: float) -> None:
         self.count = 0
-        self.last_end: float | None = None
+        self.first = self.start = start
+        self.end = end
+        self.busy = 0.0
         self.host_wait = 0.0
 
 
@@ -231,26 +233,30 @@ class DeviceTimeBuilder:
         self.include_end = include_end
         self.steps = sorted(steps, key=lambda s: s[1])
         self._starts = [s[1] for s in self.steps]
+        self._ends = [s[2] for s in self.steps]
         self.figures = _Figures()
         self.streams: dict[Any, _Stream] = {}
         self.per_step: dict[int, _Figures] = {}
-
-    def _in_window(self, moment: float) -> bool:
-        limit = self.window_end
-        if limit is None:
-            return True
-        return moment <= limit if self.include_end else moment < limit
 
     def add(self, start: float, end: float, stream: Any, kind: str, launch: float | None,
             correlated: bool) -> None:
         """One activity: ``launch`` is its launching host call's start (None if unknown);
         ``correlated`` says whether it carries a correlation id at all."""
         moment = launch if launch is not None else start
-        self._add_to_step(self._step_of(moment), start, end, kind)
-        if launch is None and correlated and self.window_end is not None:
-            return  # its launch is not in the trace: it cannot be placed in the window
-        if self._in_window(moment):
-            self._count(start, end, stream, kind, launch)
+        index = bisect.bisect_right(self._starts, moment) - 1
+        if index >= 0 and moment < self._ends[index]:
+            number = self.steps[index][0]
+            figures = self.per_step.get(number)
+            if figures is None:
+                figures = self.per_step[number] = _Figures()
+            figures.add(start, end, kind)
+        limit = self.window_end
+        if limit is not None:
+            if launch is None and correlated:
+                return  # its launch is not in the trace: it cannot be placed in the window
+            if moment > limit or (moment == limit and not self.include_end):
+                return
+        self._count(start, end, stream, kind, launch)
 
     def add_in_step(self, start: float, end: float, stream: Any, kind: str, step: int | None) -> None:
         """One activity whose step is known (from a table): it always counts."""
@@ -269,35 +275,31 @@ class DeviceTimeBuilder:
         self.figures.add(start, end, kind)
         lane = self.streams.get(stream)
         if lane is None:
-            lane = self.streams[stream] = _Stream()
-        if lane.last_end is not None and start > lane.last_end and launch is not None and launch > lane.last_end:
-            lane.host_wait += start - lane.last_end
-        lane.union.add(start, end)
+            lane = self.streams[stream] = _Stream(start, end)
+        elif start > lane.end:
+            if launch is not None and launch > lane.end:  # the device waited for the host to launch it
+                lane.host_wait += start - lane.end
+            lane.busy += lane.end - lane.start
+            lane.start = start
+            lane.end = end
+        elif end > lane.end:
+            lane.end = end
         lane.count += 1
-        if lane.last_end is None or end > lane.last_end:
-            lane.last_end = end
-
-    def _step_of(self, moment: float) -> int | None:
-        index = bisect.bisect_right(self._starts, moment) - 1
-        if index < 0:
-            return None
-        number, start, end = self.steps[index]
-        return number if moment < end else None
 
     def result(self, rank: int | None, device: str) -> DeviceTime | None:
         """The figures (None when no activity was counted)."""
         figures = self.figures
         figures.close()
-        if figures.all.first is None:
+        if figures.first is None:
             return None
         streams = []
         for name, lane in sorted(self.streams.items(), key=lambda item: str(item[0])):
-            lane.union.close()
-            span = lane.union.end - (lane.union.first or 0.0)
-            streams.append(StreamTime(str(name), lane.count, _ns(lane.union.total),
-                                      _ns(max(0.0, span - lane.union.total)), _ns(lane.host_wait)))
+            busy = lane.busy + lane.end - lane.start
+            span = lane.end - lane.first
+            streams.append(StreamTime(str(name), lane.count, _ns(busy), _ns(max(0.0, span - busy)),
+                                      _ns(lane.host_wait)))
         combos = figures.combinations()
-        busy = figures.all.total
+        busy = figures.busy
         types = []
         for mask, time in sorted(combos.items(), key=lambda item: -item[1]):
             single = [kind for kind in KINDS if mask == _BIT[kind]]
@@ -314,22 +316,22 @@ class DeviceTimeBuilder:
         return DeviceTime(
             rank=rank, device=device, span_ns=_ns(span), busy_ns=_ns(busy), idle_ns=_ns(span - busy),
             idle_share=(span - busy) / span if span else 0.0,
-            compute_ns=_ns(figures.by_kind["compute"].total),
-            communication_ns=_ns(figures.by_kind["communication"].total),
-            memory_ns=_ns(figures.by_kind["memory"].total),
-            comm_overlapped_share=figures.overlapped_share(combos),
+            compute_ns=_ns(figures.union("compute")),
+            communication_ns=_ns(figures.union("communication")),
+            memory_ns=_ns(figures.union("memory")),
+            comm_overlapped_share=figures.overlapped_share(),
             streams=streams, kernel_types=types, steps=steps,
         )
 
 
 def _step_time(number: int, figures: _Figures) -> StepDeviceTime:
     span = figures.span
-    busy = figures.all.total
+    busy = figures.busy
     return StepDeviceTime(
         step=number, span_ns=_ns(span), busy_ns=_ns(busy), idle_ns=_ns(span - busy),
         idle_share=(span - busy) / span if span else 0.0,
-        compute_ns=_ns(figures.by_kind["compute"].total),
-        communication_ns=_ns(figures.by_kind["communication"].total),
-        memory_ns=_ns(figures.by_kind["memory"].total),
-        comm_overlapped_share=figures.overlapped_share(figures.combinations()),
+        compute_ns=_ns(figures.union("compute")),
+        communication_ns=_ns(figures.union("communication")),
+        memory_ns=_ns(figures.union("memory")),
+        comm_overlapped_share=figures.overlapped_share(),
     )

@@ -101,6 +101,7 @@ class HostNesting:
         kinds = self.kinds.kinds
         steps = self.kinds.step_numbers
         launches = self.launches
+        ops = self.ops
         close = self._close
         stack: list[list[Any]] = []
         first = None
@@ -116,7 +117,19 @@ class HostNesting:
                 launches[corr] = ts
             while stack and stack[-1][_END] <= ts:
                 frame = stack.pop()
-                close(frame, stack[-1] if stack else None)
+                parent = stack[-1] if stack else None
+                if frame[_KIND] != OP or frame[_FOLD] is not None or (
+                        parent is not None and parent[_KIDS] == 1 and parent[_KID] == frame[_KID]):
+                    close(frame, parent)
+                    continue
+                # The common case, inline: an op that took over no child and cannot fold into its parent.
+                row = ops.get(frame[_KID])
+                if row is None:
+                    ops[frame[_KID]] = [1, frame[_DUR], frame[_DUR] - frame[_CHILD]]
+                else:
+                    row[0] += 1
+                    row[1] += frame[_DUR]
+                    row[2] += frame[_DUR] - frame[_CHILD]
             kind = kinds[kid]
             step = steps[kid]
             region_parent = None
