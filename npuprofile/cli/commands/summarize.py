@@ -10,13 +10,21 @@ HELP = "summarize traces: top ops by self time (CPU and device), regions, per-st
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("trace", metavar="TRACE_OR_DIR",
-                        help="a .pt.trace.json[.gz] or trace_view.json file, or a directory holding traces")
+                        help="a trace file, or a directory holding traces (at any depth) or only a backend's tables")
     form = parser.add_mutually_exclusive_group()
     form.add_argument("--json", action="store_true", help="print JSON")
     form.add_argument("--csv", action="store_true", help="print CSV (regions, steps and ops in one table)")
-    parser.add_argument("--top", type=int, default=20, metavar="N", help="ops to list per kind (default: 20)")
+    parser.add_argument("--top", type=int, default=20, metavar="N", help="ops to list per kind and rank (default: 20)")
+    add_device_window(parser)
     parser.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def add_device_window(parser: argparse.ArgumentParser) -> None:
+    """``--include-last-step``: the option of the device-time window."""
+    parser.add_argument("--include-last-step", action="store_true",
+                        help="device time: also count what the last host step launched (by default, as HTA "
+                             "does, only what was launched before the last step started)")
 
 
 def check_top(top: int) -> int:
@@ -37,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
 
     top = check_top(args.top)
     with ProgressBar("reading", quiet=args.quiet) as bar:
-        summary = summarize(args.trace, top=top, progress=bar)
+        summary = summarize(args.trace, top=top, progress=bar, include_last_step=args.include_last_step)
     if args.json:
         text = summary.to_json() + "\n"
     elif args.csv:
