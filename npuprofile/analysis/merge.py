@@ -70,7 +70,11 @@ class RankTrace:
     base_ns: int | None
     size: int
     world_size: int | None = None
-    #: Tells apart files of one (run, rank) pair when mixed runs are allowed (0 for the first).
+    #: The process that wrote it, when the name or the first event tells: (host, pid).
+    process: tuple[Any, Any] | None = None
+    #: What two copies of one file share: size, clock base, first event.
+    fingerprint: tuple[Any, ...] = ()
+    #: Tells apart the processes (or copies) of one (run, rank) pair when mixed runs are allowed.
     copy: int = 0
 
     @property
@@ -113,7 +117,7 @@ def identify(path: str | os.PathLike[str], rules: TraceRules | None = None) -> R
             run_id, rank = match["run"], int(match["rank"])
             pid = int(match["pid"]) if match["pid"] else None
             break
-    metadata = _head_metadata(trace)
+    metadata, first = _head(trace)
     if trace.layout == "torch" and "baseTimeNanoseconds" not in metadata:
         metadata = trace.read_metadata()  # stored after the events: one extra pass, no events kept
     info = metadata.get("distributedInfo")
@@ -128,24 +132,33 @@ def identify(path: str | os.PathLike[str], rules: TraceRules | None = None) -> R
             "name does not follow '<run_id>.rank<N>.<host>_<pid>...'); rename it so"
         )
     base = metadata.get("baseTimeNanoseconds")
+    base_ns = int(base) if isinstance(base, (int, float)) and abs(base) < 1e20 else None
     world = info.get("world_size")
-    return RankTrace(path, run_id, rank, pid, int(base) if isinstance(base, (int, float)) and abs(base) < 1e20 else None,
-                     trace.size, world if _whole(world) else None)
+    if pid is not None:
+        process: tuple[Any, Any] | None = (match["host"] if match else None, pid)
+    elif first is not None and isinstance(first.get("pid"), int):
+        process = (None, first["pid"])
+    else:
+        process = None
+    fingerprint = (trace.size, base_ns, orjson.dumps(first, option=orjson.OPT_SORT_KEYS) if first else b"")
+    return RankTrace(path, run_id, rank, pid, base_ns, trace.size, world if _whole(world) else None, process,
+                     fingerprint)
 
 
 def _whole(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-def _head_metadata(trace: TraceFile) -> dict[str, Any]:
+def _head(trace: TraceFile) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The top-level keys before the events, and the first event."""
     events = trace.events()
     try:
-        next(events, None)
+        first = next(events, None)
     finally:
         close = getattr(events, "close", None)
         if close is not None:
             close()
-    return dict(trace.metadata)
+    return dict(trace.metadata), first
 
 
 def merge_traces(
@@ -180,10 +193,7 @@ def merge_traces(
     if not allow_mixed_runs:
         _refuse_mixed(files, runs)
     files.sort(key=lambda f: (f.run_key, f.rank, str(f.path)))
-    seen: dict[tuple[str, int], int] = {}
-    for file in files:
-        file.copy = seen.get((file.run_key, file.rank), 0)
-        seen[(file.run_key, file.rank)] = file.copy + 1
+    _number_copies(files)
     bases = [f.base_ns if f.base_ns is not None else 0 for f in files]
     reference = min(bases) if align == "clock" else None
     out = Path(output)
@@ -216,14 +226,37 @@ def _refuse_mixed(files: Sequence[RankTrace], runs: Sequence[str]) -> None:
     if len(worlds) > 1:
         raise TraceError(f"the traces come from runs of different sizes (world_size {', '.join(map(str, worlds))}); "
                          f"they are not one run; {hint}")
-    by_rank: dict[int, list[Path]] = {}
+    by_rank: dict[int, list[RankTrace]] = {}
     for file in files:
-        by_rank.setdefault(file.rank, []).append(file.path)
-    twice = {rank: paths for rank, paths in by_rank.items() if len(paths) > 1}
-    if twice:
-        rank, paths = min(twice.items())
-        raise TraceError(f"rank {rank} appears in {len(paths)} traces ({', '.join(str(p) for p in paths)}): "
-                         f"traces of different runs, or a run recorded twice; {hint}")
+        by_rank.setdefault(file.rank, []).append(file)
+    for rank, group in sorted(by_rank.items()):
+        processes = {f.process for f in group if f.process is not None}
+        prints = [f.fingerprint for f in group]
+        if len(processes) > 1 or len(set(prints)) < len(prints):
+            names = ", ".join(str(f.path) for f in group)
+            why = "written by different processes" if len(processes) > 1 else "copies of one trace"
+            raise TraceError(f"rank {rank} appears in {len(group)} traces ({names}), {why}: traces of "
+                             f"different runs, or a run recorded twice; {hint}")
+
+
+def _number_copies(files: Sequence[RankTrace]) -> None:
+    """Give each process of one (run, rank) pair, and each copy of a file, its own lane number."""
+    identities: dict[tuple[str, int], list[Any]] = {}
+    prints: dict[tuple[str, int], set[tuple[Any, ...]]] = {}
+    for file in files:
+        key = (file.run_key, file.rank)
+        known = identities.setdefault(key, [])
+        seen = prints.setdefault(key, set())
+        if file.fingerprint in seen:
+            identity: Any = ("copy", len(known))
+        elif file.process is not None:
+            identity = file.process
+        else:
+            identity = known[0] if known else ("unknown",)
+        seen.add(file.fingerprint)
+        if identity not in known:
+            known.append(identity)
+        file.copy = known.index(identity)
 
 
 class _Lanes:

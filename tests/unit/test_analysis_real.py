@@ -118,7 +118,8 @@ def _pp(ours: float, theirs: float) -> float:
 @pytest.mark.parametrize("name", list(HTA))
 def test_device_time_agrees_with_hta(name: str, tmp_path: Path) -> None:
     expected = HTA[name]
-    summary = summarize(_as_hta_reads(name, tmp_path), top=0)
+    folder = _as_hta_reads(name, tmp_path)
+    summary = _summary(expected["folder"]) if folder.parent != tmp_path else summarize(folder, top=0)
     entries = {(d.rank if d.rank is not None else 0): d for d in summary.device_time}
     assert sorted(entries) == expected["ranks"]
     busy_all = 0
