@@ -82,6 +82,9 @@ def test_every_device_activity_and_only_host_steps_are_counted(trace: str) -> No
         activities = sum(1 for e in TraceFile(real_traces_or_skip(trace)).events()
                          if e.get("ph") == "X" and e.get("pid") == 800)  # the "Ascend Hardware" process
     assert sum(o.count for o in summary.device_ops) == activities
+    if not trace.startswith("ascend"):
+        kernels = sum(o.count for o in summary.device_ops if not o.name.startswith(("Memcpy", "Memset")))
+        assert kernels == inventory["kernel_events_cat_kernel"] + inventory["kernel_events_cat_Kernel_legacy"]
     assert len(summary.steps) == inventory["host_profiler_steps"]
     assert len({s.step for s in summary.steps}) == len(summary.steps)
 
@@ -235,3 +238,24 @@ def test_merge_of_real_ranks_and_its_refusals(tmp_path: Path) -> None:
     names = {e["args"]["name"] for e in load_trace(mixed.output)["traceEvents"]
              if e.get("ph") == "M" and e.get("name") == "process_name" and e["pid"] < 10**9}
     assert names == {"rank 0", "rank 0 (copy 2)", "rank 1"}
+
+
+def test_the_json_summary_carries_device_time(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from npuprofile.cli.main import main as cli_main
+
+    folder = real_traces_or_skip("cuda/hta_sampled_2rank")
+    out = tmp_path / "s.json"
+    assert cli_main(["summarize", str(folder), "--json", "-q", "--top", "3", "-o", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert [(d["rank"], d["device"]) for d in data["device_time"]] == [(0, "GPU 0"), (1, "GPU 1")]
+    entry = data["device_time"][0]
+    assert set(entry) == {"rank", "device", "span_ns", "busy_ns", "idle_ns", "idle_share", "compute_ns",
+                          "communication_ns", "memory_ns", "comm_overlapped_share", "streams", "kernel_types",
+                          "steps"}
+    assert [s["step"] for s in entry["steps"]] == [551, 552]
+    assert len([o for o in data["cpu_ops"] if o["rank"] == 0]) == 3
+    shares = _summary("cuda/hta_sampled_2rank").cpu_ops
+    top = {(o["rank"], o["name"]): o["share"] for o in data["cpu_ops"]}
+    assert all(top[(o.rank, o.name)] == pytest.approx(o.share) for o in shares if (o.rank, o.name) in top)
+    assert cli_main(["summarize", str(folder), "-q", "--include-last-step"]) == 0
+    assert "Device time" in capsys.readouterr().out
