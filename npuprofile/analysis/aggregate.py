@@ -129,7 +129,11 @@ class Aggregator:
                     sorter.check()
                     next_check = seq + _CHECK_EVERY
             else:
-                counts[ph] = counts.get(ph, 0) + 1
+                try:
+                    counts[ph] = counts.get(ph, 0) + 1
+                except TypeError:  # an unhashable phase
+                    malformed += 1
+                    continue
                 if ph == "M":
                     self._metadata(event)
                 elif (ph == "i" or ph == "I") and event.get("name") == "[memory]":

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+from array import array
 from typing import Any, Sequence
 
 __all__ = ["DeviceTime", "StreamTime", "KernelTypeTime", "StepDeviceTime", "DeviceTimeBuilder", "KINDS"]
@@ -133,7 +134,8 @@ class _Figures:
         self.last = 0.0
         #: per kind: [start, end] of the interval being merged, or None
         self.open: dict[str, list[float] | None] = dict.fromkeys(KINDS)
-        self.merged: dict[str, list[tuple[float, float]]] = {kind: [] for kind in KINDS}
+        # merged intervals as flat (start, end, start, end, ...) arrays: 16 bytes each, not a tuple's 100
+        self.merged: dict[str, array[float]] = {kind: array("d") for kind in KINDS}
         self.count = dict.fromkeys(KINDS, 0)
         self.summed = dict.fromkeys(KINDS, 0.0)
         self._combos: dict[int, float] | None = None
@@ -147,7 +149,7 @@ class _Figures:
         if current is None:
             self.open[kind] = [start, end]
         elif start > current[1]:
-            self.merged[kind].append((current[0], current[1]))
+            self.merged[kind].extend(current)
             current[0] = start
             current[1] = end
         elif end > current[1]:
@@ -158,7 +160,7 @@ class _Figures:
     def close(self) -> None:
         for kind, current in self.open.items():
             if current is not None:
-                self.merged[kind].append((current[0], current[1]))
+                self.merged[kind].extend(current)
                 self.open[kind] = None
 
     @property
@@ -166,16 +168,17 @@ class _Figures:
         return 0.0 if self.first is None else self.last - self.first
 
     def union(self, kind: str) -> float:
-        return sum(end - start for start, end in self.merged[kind])
+        merged = self.merged[kind]
+        return sum(end - start for start, end in zip(merged[0::2], merged[1::2]))
 
     def combinations(self) -> dict[int, float]:
         """Time per set of kinds running at once (a bit mask over :data:`KINDS`)."""
         if self._combos is not None:
             return self._combos
         points: list[tuple[float, int]] = []
-        for kind, intervals in self.merged.items():
+        for kind, merged in self.merged.items():
             bit = _BIT[kind]
-            for start, end in intervals:
+            for start, end in zip(merged[0::2], merged[1::2]):
                 if end > start:  # an empty interval would end before it starts in the sweep
                     points.append((start, bit))
                     points.append((end, -bit))

@@ -242,3 +242,13 @@ def test_an_only_child_of_the_same_name_folds_into_its_parent_like_torch() -> No
     assert _ops([("a", 0, 100), ("a", 10, 10), ("a", 30, 10)]) == {"a": [3, 120, 100]}
     # a same-named child next to another child is not folded either
     assert _ops([("a", 0, 100), ("a", 10, 10), ("b", 30, 10)]) == {"a": [2, 110, 90], "b": [1, 10, 10]}
+
+
+def test_malformed_events_are_counted_not_fatal() -> None:
+    good = {"ph": "X", "cat": "cpu_op", "name": "aten::mm", "pid": 1, "tid": 1, "ts": 0, "dur": 10}
+    bad = [dict(good, ts="0"), dict(good, dur=None), {k: v for k, v in good.items() if k != "dur"},
+           dict(good, pid=[1]), dict(good, name=["x"]), dict(good, cat={"a": 1}), {"ph": ["X"]},
+           dict(good, args="not a dict", ts=30), dict(good, name=7, ts=20)]
+    agg = Aggregator().feed_all([good, *bad]).finish()
+    assert agg.malformed == 7
+    assert agg.cpu_ops == {"aten::mm": [2, 20, 20], "7": [1, 10, 10]}
