@@ -243,11 +243,17 @@ def synthetic(size_mb: int, keep: str | None) -> list[str]:
         print(f"trace: {path} ({mb:.0f} MB, {count:,} events, written in {time.perf_counter() - started:.1f}s)")
         print(f"{'case':<38} {'seconds':>8} {'CPU s':>7} {'MB/s':>8} {'peak RSS growth':>16}")
         results = {}
+        main_cases = ("streaming summarize", "json.load + same aggregation")
         for name in CASES:
             result = run_case(name, path)
             if result is None:
                 print(f"{name:<38} skipped: not installed")
                 continue
+            if name in main_cases:  # best of REPEATS: other work on the machine slows single runs
+                for _ in range(REPEATS - 1):
+                    again = run_case(name, path) or result
+                    result = dict(result, seconds=min(result["seconds"], again["seconds"]),
+                                  cpu=min(result["cpu"], again["cpu"]))
             results[name] = result
             growth_mb = (result["peak_kb"] - result["base_kb"]) * 1024 / 1e6
             print(f"{name:<38} {result['seconds']:8.2f} {result['cpu']:7.2f} {mb / result['seconds']:8.1f} "
@@ -260,6 +266,7 @@ def synthetic(size_mb: int, keep: str | None) -> list[str]:
         growth = (figure["peak_kb"] - figure["base_kb"]) * 1024
         ref_growth = (reference["peak_kb"] - reference["base_kb"]) * 1024
         print()
+        print(f"(the first two cases: best of {REPEATS} runs)")
         print(f"throughput: figure {mb / figure['seconds']:.1f} MB/s (streaming summarize, exact nesting), "
               f"reference {mb / reference['seconds']:.1f} MB/s (json.load + same aggregation), "
               f"ratio {ratio:.2f}x (target >= {THROUGHPUT_TARGET:.1f}x)")

@@ -97,13 +97,18 @@ class HostNesting:
         self.last_ts = float("-inf")
 
     def nest(self, records: Iterator[tuple[Any, ...]]) -> None:
-        """Nest one lane's records, given in ascending order."""
+        """Nest one lane's records, given in ascending order.
+
+        The last record waits as ``pending`` until the next one shows whether it
+        has children: most records are leaves, and a leaf needs no frame.
+        """
         kinds = self.kinds.kinds
         steps = self.kinds.step_numbers
         launches = self.launches
         ops = self.ops
         close = self._close
         stack: list[list[Any]] = []
+        pending: tuple[Any, ...] | None = None
         first = None
         last_end = self.last_ts
         for ts, negdur, _seq, kid, corr in records:
@@ -115,6 +120,13 @@ class HostNesting:
                 last_end = end
             if corr is not None:
                 launches[corr] = ts
+            if pending is not None:
+                if ts < pending[3]:  # it has a child: it becomes a frame
+                    p_kid, p_ts, p_dur, p_end, p_region, p_step, p_kind = pending
+                    stack.append([p_kid, p_ts, p_dur, p_end, 0.0, 0.0, p_region, p_step, p_kind, 0, None])
+                else:
+                    self._leaf(pending, stack[-1] if stack else None, ops, close)
+                pending = None
             while stack and stack[-1][_END] <= ts:
                 frame = stack.pop()
                 parent = stack[-1] if stack else None
@@ -144,13 +156,31 @@ class HostNesting:
                 if kind != STEP:
                     step = parent[_STEPNO]
                     region_parent = parent if parent[_KIND] == REGION else parent[_RPARENT]
-            stack.append([kid, ts, dur, end, 0.0, 0.0, region_parent, step, kind, 0, None])
+            pending = (kid, ts, dur, end, region_parent, step, kind)
+        if pending is not None:
+            self._leaf(pending, stack[-1] if stack else None, ops, close)
         while stack:
             frame = stack.pop()
             close(frame, stack[-1] if stack else None)
         if first is not None and first < self.first_ts:
             self.first_ts = first
         self.last_ts = last_end
+
+    @staticmethod
+    def _leaf(pending: tuple[Any, ...], parent: list[Any] | None, ops: dict[int, list[float]],
+              close: Any) -> None:
+        """A record without children ended: an op's self time is all of it."""
+        kid, ts, dur, end, region_parent, step, kind = pending
+        if kind == OP and (parent is None or parent[_KIDS] != 1 or parent[_KID] != kid or parent[_KIND] != OP):
+            row = ops.get(kid)
+            if row is None:
+                ops[kid] = [1, dur, dur]
+            else:
+                row[0] += 1
+                row[1] += dur
+                row[2] += dur
+            return
+        close([kid, ts, dur, end, 0.0, 0.0, region_parent, step, kind, 0, None], parent)
 
     def _close(self, frame: list[Any], parent: list[Any] | None) -> None:
         folded = frame[_FOLD]
