@@ -14,13 +14,16 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "tests" / "data" / "real"
 ENV = "NPUPROFILE_REAL_TRACES"
+# Read once at import: the test fixtures clear NPUPROFILE_* variables around each test.
+_FROM_ENV = os.environ.get(ENV)
 
 
 def candidates() -> list[Path]:
     """Where to look, in order."""
     places = [REPO.parent / "shared" / "real-traces", Path.home() / ".cache" / "npuprofile" / "real-traces"]
-    if os.environ.get(ENV):
-        places.insert(0, Path(os.environ[ENV]))
+    chosen = os.environ.get(ENV) or _FROM_ENV
+    if chosen:
+        places.insert(0, Path(chosen))
     return places
 
 

@@ -106,7 +106,8 @@ def collect(
             if not found_tables or (Path(root).is_file() and lfs_pointer(Path(root))):
                 raise
         tables += found_tables
-    traces = [t for t in dict.fromkeys(traces) if t not in set(tables)]
+    table_set = set(tables)
+    traces = [t for t in dict.fromkeys(traces) if t not in table_set]
     total = sum(t.stat().st_size for t in traces) or 1
     done = 0
     sources: list[Source] = []

@@ -397,6 +397,13 @@ def build_summary(sources: Sequence[Source], *, top: int = DEFAULT_TOP) -> Trace
     if malformed:
         metadata["malformed_events"] = malformed
     steps.sort(key=lambda s: (s.start_ns, s.source))
+    starts: dict[int, list[int]] = {}
+    for row in steps:
+        if row.rank is not None:
+            starts.setdefault(row.step, []).append(row.start_ns)
+    skew = {str(step): max(values) - min(values) for step, values in starts.items() if len(values) > 1}
+    if skew:  # how far apart the ranks began each step, on the common clock
+        metadata["step_skew_ns"] = skew
     step_ns = sum(s.duration_ns for s in steps)
     base_ns = step_ns or _ns(span_us) or 1
     region_rows = sorted(

@@ -222,6 +222,8 @@ def test_ranks_are_carried_and_steps_share_one_clock() -> None:
     origin = min(starts.values())
     assert {(s.rank, s.step): s.start_ns for s in summary.steps} == \
         {key: round((ts - origin) * 1000) for key, ts in starts.items()}
+    assert summary.metadata["step_skew_ns"] == {
+        str(step): round(abs(starts[(0, step)] - starts[(1, step)]) * 1000) for step in (551, 552)}
 
 
 def test_merge_of_real_ranks_and_its_refusals(tmp_path: Path) -> None:
