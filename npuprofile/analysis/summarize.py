@@ -398,9 +398,9 @@ def build_summary(sources: Sequence[Source], *, top: int = DEFAULT_TOP) -> Trace
         metadata["malformed_events"] = malformed
     steps.sort(key=lambda s: (s.start_ns, s.source))
     starts: dict[int, list[int]] = {}
-    for row in steps:
-        if row.rank is not None:
-            starts.setdefault(row.step, []).append(row.start_ns)
+    for step_row in steps:
+        if step_row.rank is not None:
+            starts.setdefault(step_row.step, []).append(step_row.start_ns)
     skew = {str(step): max(values) - min(values) for step, values in starts.items() if len(values) > 1}
     if skew:  # how far apart the ranks began each step, on the common clock
         metadata["step_skew_ns"] = skew
