@@ -155,3 +155,57 @@ def shared_traces() -> dict[str, Any]:
         _SHARED.update(root=root, session=session, plain=plain, packed_session=packed_session, packed=packed,
                        torch=torch_path, torch_table=table)
     return _SHARED
+
+
+# -- kineto-like traces written by hand (host ops, runtime calls, device activities) ---------------------
+def x_event(name: str, ts: float, dur: float, *, pid: Any = 1, tid: Any = 1, cat: str | None = "cpu_op",
+            **args: Any) -> dict[str, Any]:
+    """One complete event; keyword arguments become its ``args``."""
+    event: dict[str, Any] = {"ph": "X", "name": name, "pid": pid, "tid": tid, "ts": ts, "dur": dur}
+    if cat is not None:
+        event["cat"] = cat
+    if args:
+        event["args"] = args
+    return event
+
+
+def process(pid: Any, name: str, labels: str | None = None) -> list[dict[str, Any]]:
+    """Metadata events naming a process (and its labels)."""
+    events = [{"ph": "M", "name": "process_name", "pid": pid, "tid": 0, "args": {"name": name}}]
+    if labels is not None:
+        events.append({"ph": "M", "name": "process_labels", "pid": pid, "tid": 0, "args": {"labels": labels}})
+    return events
+
+
+def launch(name: str, ts: float, corr: int, *, kernel_ts: float, kernel_dur: float, stream: int = 7,
+           kernel: str = "sgemm", cat: str = "kernel", pid: int = 1, tid: int = 1,
+           device: int = 0) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A runtime call on the host and the device activity it launched (linked by ``correlation``)."""
+    host = x_event(name, ts, 2.0, pid=pid, tid=tid, cat="cuda_runtime", correlation=corr)
+    work = x_event(kernel, kernel_ts, kernel_dur, pid=device, tid=stream, cat=cat, correlation=corr,
+                   stream=stream, device=device)
+    return host, work
+
+
+def write_trace(path: Path, events: list[dict[str, Any]], **metadata: Any) -> Path:
+    """A torch-layout trace file holding ``events`` (and top-level ``metadata``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"schemaVersion": 1, **metadata, "traceEvents": events}))
+    return path
+
+
+def hta_view(source: Path, target: Path) -> Path:
+    """``source`` as HTA 0.5 reads it: events with sub-microsecond times start at the next whole
+    microsecond and end at the previous one (HTA's workaround for overlapping nanosecond events)."""
+    import gzip
+    import math
+
+    with gzip.open(source, "rt") if source.name.endswith(".gz") else open(source) as handle:
+        doc = json.load(handle)
+    for event in doc["traceEvents"] if isinstance(doc, dict) else doc:
+        if event.get("ph") == "X" and isinstance(event.get("ts"), float):
+            end = event["ts"] + event.get("dur", 0)
+            event["ts"] = math.ceil(event["ts"])
+            event["dur"] = math.floor(end) - event["ts"]
+    target.write_text(json.dumps(doc))
+    return target

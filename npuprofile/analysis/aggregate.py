@@ -1,138 +1,172 @@
-"""One pass over a trace's events: self times by nesting, regions, steps, memory peaks.
+"""One pass over a trace's events: ops, regions, steps, memory peaks and device time.
 
-Self time comes from the nesting of complete (``ph == "X"``) events on each
-lane (one ``(pid, tid)`` pair: a host thread or a device stream): an event's
-self time is its duration minus the durations of the events directly inside it.
-Events of a lane are put in start order through a bounded window, so nearly
-sorted input (what profilers write) is handled exactly and memory does not grow
-with the trace; an event that arrives later than the window allows is counted in
-``late_events`` and taken as having no parent or children.
+Feeding (:meth:`Aggregator.feed_all`) only files each complete event as a small
+record on its lane (one ``(pid, tid)`` pair) in a :class:`~.spill.LaneSorter`;
+:meth:`Aggregator.finish` then reads every lane in start order, whatever order
+the file had, and:
+
+- nests host lanes exactly (:mod:`.nesting`); processes that the backends'
+  layouts name as one group (the same OS threads written twice) nest together;
+- counts every device-lane event: kernels, memcpys and memsets are ops (never
+  folded), synchronization markers are counted apart, annotations are skipped,
+  and the activities give the device time (:mod:`.device_time`);
+- sums the lanes of a trace's own overlap analysis, when it has one, to check
+  the device time against.
+
+Which process is a host, a device or a derived view comes from the registered
+backends' trace layouts (:mod:`.layouts`).
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
+import operator
 import re
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
-#: Categories of host-side annotations: npuprofile's regions and ``ProfilerStep#N``.
-REGION_CATEGORIES = frozenset({"user_annotation"})
-#: Categories that are never operators (markers, Python frames, profiler spans).
-NOT_OPS = frozenset({"user_annotation", "gpu_user_annotation", "python_function", "Trace", "overhead", "ac2g"})
-#: Categories of work that runs on a device.
-DEVICE_CATEGORIES = frozenset({"kernel", "gpu_memcpy", "gpu_memset", "gpu_user_annotation"})
-#: Process names (or labels) of device lanes: CUDA (``GPU n``), torch_npu (``Ascend Hardware``, ``HCCL``).
-DEVICE_PROCESS = re.compile(r"\b(GPU|NPU|Ascend Hardware|HCCL|device)\b", re.IGNORECASE)
-#: Processes whose events are derived views of others (counting them would count time twice).
-DERIVED_PROCESS = re.compile(r"Overlap Analysis", re.IGNORECASE)
-STEP_PREFIX = "ProfilerStep#"
+from npuprofile.analysis.device_time import DeviceTime, DeviceTimeBuilder
+from npuprofile.analysis.layouts import TraceRules, trace_rules
+from npuprofile.analysis.nesting import HostNesting, Kinds
+from npuprofile.analysis.spill import BUDGET, LaneSorter
 
-WINDOW = 4096
+__all__ = ["Aggregator"]
 
-# A frame on a lane's stack (a list, for speed):
-# [name, cat, pid, ts, dur, end, child, region_child, region_parent, step, kind, children, folded]
-_NAME, _CAT, _PID, _TS, _DUR, _END, _CHILD, _RCHILD, _RPARENT, _STEP, _KIND, _KIDS, _FOLD = range(13)
-_OP, _REGION, _STEPKIND, _OTHER = 0, 1, 2, 3
-
-
-class _Lane:
-    __slots__ = ("pending", "stack", "watermark")
-
-    def __init__(self) -> None:
-        self.pending: list[tuple[float, float, int, dict[str, Any]]] = []
-        self.stack: list[list[Any]] = []
-        self.watermark = float("-inf")
+_CHECK_EVERY = 4096
+_LABEL_NUMBER = re.compile(r"^\s*([A-Za-z][\w ]*?)\s*(\d+)\s*$")
+_STREAM_NAME = re.compile(r"^\s*stream\s*(\d+)\s*$", re.IGNORECASE)
+_first = operator.itemgetter(0)
 
 
 class Aggregator:
-    """Feed it events (dicts, ``ts``/``dur`` in microseconds); read totals after :meth:`finish`.
+    """Feed it events (dicts, ``ts``/``dur`` in microseconds); read the results after :meth:`finish`.
 
-    Results (durations in microseconds, as floats):
+    Results (durations in microseconds, as floats), keyed by name:
 
-    - ``ops[(pid, cat, name)] = [count, total, self]`` for operator events;
-    - ``regions[name] = [count, total, self]`` for user annotations, where a
-      region's self time excludes the regions nested in it (not the ops);
-    - ``steps`` = list of ``(number, pid, ts, dur)``; ``step_regions[(pid, number)][name]`` = region self time;
+    - ``cpu_ops[name] = [count, total, self]`` (host ops), ``device_ops[name] = [count, total, self]``
+      (device activities, self = total), ``sync_ops[name] = [count, total]`` (synchronization markers);
+    - ``regions[name] = [count, total, self]``; a region's self time excludes the regions nested in it;
+    - ``steps``: ``(number, ts, dur)`` of the host ``ProfilerStep#N`` ranges;
+      ``step_regions[number][name]`` = region self time in that step;
+    - ``device_time``: one :class:`~.device_time.DeviceTime` per device (``rank`` left None);
+    - ``overlap[figure]``: totals of the trace's own overlap lanes (``compute``, ``idle``, ...), if any;
     - ``memory[(device_type, device_id)] = [peak_allocated, peak_reserved]`` (bytes);
-    - ``process_names[pid]`` from metadata events; ``counts[ph]`` events by phase.
+    - ``process_names[pid]``, ``counts[ph]``, ``malformed`` (complete events without numeric ts/dur).
     """
 
-    def __init__(self, region_names: Iterable[str] = ()) -> None:
-        self.extra_regions = frozenset(region_names)
-        self.lanes: dict[tuple[Any, Any], _Lane] = {}
-        self.ops: dict[tuple[Any, Any, str], list[float]] = {}
+    def __init__(self, region_names: Iterable[str] = (), *, rules: TraceRules | None = None,
+                 include_last_step: bool = False, budget: int = BUDGET) -> None:
+        self.rules = rules if rules is not None else trace_rules()
+        self.include_last_step = include_last_step
+        self.kinds = Kinds(region_names)
+        self.sorter = LaneSorter(budget)
+        self.cpu_ops: dict[str, list[float]] = {}
+        self.device_ops: dict[str, list[float]] = {}
+        self.sync_ops: dict[str, list[float]] = {}
         self.regions: dict[str, list[float]] = {}
-        self.steps: list[tuple[int, Any, float, float]] = []
-        self.step_regions: dict[tuple[Any, int], dict[str, float]] = {}
+        self.steps: list[tuple[int, float, float]] = []
+        self.step_regions: dict[int, dict[str, float]] = {}
+        self.device_time: list[DeviceTime] = []
+        self.overlap: dict[str, float] = {}
         self.memory: dict[tuple[Any, Any], list[float]] = {}
         self.process_names: dict[Any, str] = {}
-        self.counts: dict[str, int] = {}
-        self.late_events = 0
+        self.process_labels: dict[Any, str] = {}
+        self.thread_names: dict[tuple[Any, Any], str] = {}
+        self.counts: dict[Any, int] = {}
+        self.malformed = 0
         self.first_ts = float("inf")
         self.last_ts = float("-inf")
         self._seq = 0
-        self._kinds: dict[Any, dict[str, tuple[int, int | None]]] = {}
 
     # -- feeding --------------------------------------------------------------------
-    def feed(self, event: dict[str, Any]) -> None:
-        """Take one event into account."""
-        self.feed_all((event,))
-
     def feed_all(self, events: Iterable[dict[str, Any]]) -> "Aggregator":
         """Feed every event; return self (call :meth:`finish` after). The hot loop of trace analysis."""
-        counts = self.counts
-        lanes = self.lanes
-        limit = 2 * WINDOW
+        counts: dict[Any, int] = self.counts
+        sorter = self.sorter
+        buffers = sorter.buffers
+        memory = self._memory
+        by_category = self.kinds.by_category
+        intern = self.kinds.add
         seq = self._seq
-        complete = 0
-        last_pid = last_tid = last_lane = None
+        complete = malformed = 0
+        next_check = seq + _CHECK_EVERY
+        last_pid = last_tid = buffer = None
         for event in events:
             ph = event.get("ph")
             if ph == "X":
                 complete += 1
-                ts = event.get("ts")
-                dur = event.get("dur")
-                if ts is None or dur is None:
+                try:  # numbers only: a string, list or missing value is a malformed event
+                    ts = event["ts"] + 0.0
+                    negdur = -event["dur"] - 0.0
+                except (KeyError, TypeError):
+                    malformed += 1
                     continue
                 pid = event.get("pid")
                 tid = event.get("tid")
-                if pid == last_pid and tid == last_tid and last_lane is not None:
-                    lane = last_lane
-                else:
-                    lane = lanes.get((pid, tid))
-                    if lane is None:
-                        lane = lanes[(pid, tid)] = _Lane()
-                    last_pid, last_tid, last_lane = pid, tid, lane
-                if ts < lane.watermark:
-                    self.late_events += 1
-                    self._close(self._frame(event, ts, dur, None), None)
+                if buffer is None or pid != last_pid or tid != last_tid:
+                    try:
+                        buffer = buffers.get((pid, tid))
+                    except TypeError:  # an unhashable pid or tid
+                        malformed += 1
+                        continue
+                    if buffer is None:
+                        buffer = sorter.buffer((pid, tid))
+                    last_pid, last_tid = pid, tid
+                try:
+                    kid = by_category[event.get("cat")][event.get("name")]
+                except KeyError:
+                    kid = intern(event.get("name"), event.get("cat"))
+                except TypeError:  # an unhashable name or category
+                    malformed += 1
                     continue
+                args = event.get("args")
+                corr = args.get("correlation") if args.__class__ is dict else None
+                if corr.__class__ is not int:
+                    corr = None
                 seq += 1
-                pending = lane.pending
-                pending.append((ts, -dur, seq, event))
-                if len(pending) >= limit:
-                    self._advance(lane, WINDOW)
+                buffer.append((ts, negdur, seq, kid, corr))
+                if seq >= next_check:
+                    sorter.check()
+                    next_check = seq + _CHECK_EVERY
             else:
-                counts[ph] = counts.get(ph, 0) + 1
+                try:
+                    counts[ph] = counts.get(ph, 0) + 1
+                except TypeError:  # an unhashable phase
+                    malformed += 1
+                    continue
                 if ph == "M":
                     self._metadata(event)
                 elif (ph == "i" or ph == "I") and event.get("name") == "[memory]":
-                    self._memory(event.get("args") or {})
+                    memory(event.get("args"))
         self._seq = seq
+        self.malformed += malformed
         counts["X"] = counts.get("X", 0) + complete
         return self
 
     def _metadata(self, event: dict[str, Any]) -> None:
-        if event.get("name") in ("process_name", "process_labels"):
-            args = event.get("args") or {}
-            label = args.get("name") or args.get("labels")
-            if label:
-                pid = event.get("pid")
-                known = self.process_names.get(pid)
-                self.process_names[pid] = f"{known} {label}" if known and label not in known else str(label)
+        name = event.get("name")
+        args = event.get("args")
+        if args.__class__ is not dict:
+            return
+        pid = event.get("pid")
+        try:
+            if name == "process_name" and args.get("name") is not None:
+                self.process_names[pid] = str(args["name"])
+            elif name == "process_labels" and args.get("labels") is not None:
+                self.process_labels[pid] = str(args["labels"])
+            elif name == "thread_name" and args.get("name") is not None:
+                self.thread_names[(pid, event.get("tid"))] = str(args["name"])
+        except TypeError:  # an unhashable pid or tid
+            return
 
-    def _memory(self, args: dict[str, Any]) -> None:
-        device = (args.get("Device Type"), args.get("Device Id"))
-        peaks = self.memory.get(device)
+    def _memory(self, args: Any) -> None:
+        if args.__class__ is not dict:
+            return
+        try:
+            device = (args.get("Device Type"), args.get("Device Id"))
+            peaks = self.memory.get(device)
+        except TypeError:
+            return
         if peaks is None:
             peaks = self.memory[device] = [0.0, 0.0]
         allocated = args.get("Total Allocated")
@@ -142,149 +176,144 @@ class Aggregator:
         if isinstance(reserved, (int, float)) and reserved > peaks[1]:
             peaks[1] = reserved
 
-    # -- nesting --------------------------------------------------------------------
-    def _advance(self, lane: _Lane, count: int) -> None:
-        """Take the first ``count`` pending events of a lane, in start order, onto its stack."""
-        if not count:
-            return
-        pending = lane.pending
-        pending.sort()  # (ts, -dur, seq, ...): seq is unique, so events are never compared
-        stack = lane.stack
-        close = self._close
-        kinds = self._kinds
-        last_end = self.last_ts
-        if pending[0][0] < self.first_ts:
-            self.first_ts = pending[0][0]
-        for index in range(count):
-            ts, negdur, _seq, event = pending[index]
-            dur = -negdur
-            end = ts + dur
-            if end > last_end:
-                last_end = end
-            while stack and stack[-1][_END] <= ts:
-                frame = stack.pop()
-                close(frame, stack[-1] if stack else None)
-            name = event.get("name") or ""
-            cat = event.get("cat")
-            by_name = kinds.get(cat)
-            if by_name is None:
-                by_name = kinds[cat] = {}
-            kind_step = by_name.get(name)
-            if kind_step is None:
-                kind_step = by_name[name] = self._kind(name, cat)
-            kind, step = kind_step
-            if stack:
-                parent = stack[-1]
-                room = parent[_END] - ts
-                parent[_CHILD] += dur if dur < room else room
-                parent[_KIDS] += 1
-                if parent[_FOLD] is not None:  # a second child: the first is an op of its own after all
-                    self._record(parent[_FOLD])
-                    parent[_FOLD] = None
-                if kind == _STEPKIND:
-                    region_parent = None
-                else:
-                    step = parent[_STEP]
-                    region_parent = parent if parent[_KIND] == _REGION else parent[_RPARENT]
-            else:
-                region_parent = None
-            stack.append([name, cat, event.get("pid"), ts, dur, end, 0.0, 0.0, region_parent, step, kind, 0, None])
-        self.last_ts = last_end
-        lane.watermark = pending[count - 1][0]
-        del pending[:count]
+    # -- lanes ------------------------------------------------------------------------
+    def process_text(self, pid: Any) -> str:
+        """A process's name and labels, as one string (for display and matching)."""
+        name = self.process_names.get(pid, "")
+        labels = self.process_labels.get(pid, "")
+        return f"{name} {labels}".strip() if labels and labels not in name else name
 
-    def _kind(self, name: str, cat: Any) -> tuple[int, int | None]:
-        """What an event of this name and category is: (kind, step number of a ProfilerStep)."""
-        if name.startswith(STEP_PREFIX):
-            try:
-                return _STEPKIND, int(name[len(STEP_PREFIX):])
-            except ValueError:
-                return _OTHER, None
-        if cat in REGION_CATEGORIES or name in self.extra_regions:
-            return _REGION, None
-        if cat in NOT_OPS:
-            return _OTHER, None
-        return _OP, None
+    def role(self, pid: Any) -> str:
+        """``"host"``, ``"device"`` or ``"derived"`` for a process of this trace."""
+        return self.rules.process_role(self.process_names.get(pid, ""), self.process_labels.get(pid, ""))
 
-    def _frame(self, event: dict[str, Any], ts: float, dur: float, parent: list[Any] | None) -> list[Any]:
-        """A frame for an event taken out of order (no parent, no children)."""
-        name = event.get("name") or ""
-        cat = event.get("cat")
-        kind, step = self._kind(name, cat)
-        if ts < self.first_ts:
-            self.first_ts = ts
-        if ts + dur > self.last_ts:
-            self.last_ts = ts + dur
-        return [name, cat, event.get("pid"), ts, dur, ts + dur, 0.0, 0.0, None, step, kind, 0, None]
+    def device_label(self, pid: Any) -> str:
+        """The device a device process belongs to: ``"GPU 0"``, ``"NPU"``, ... (from its labels or name)."""
+        text = self.process_labels.get(pid) or self.process_names.get(pid) or f"pid {pid}"
+        match = _LABEL_NUMBER.match(text)
+        return f"{match.group(1)} {match.group(2)}" if match else text.strip()
 
-    def _close(self, frame: list[Any], parent: list[Any] | None) -> None:
-        """A frame ended. An op that is the only child of an op of the same name (a dispatcher
-        re-entering itself, e.g. ``aten::sum`` inside ``aten::sum``) is folded into its parent, as
-        ``torch.profiler``'s op table does: the parent takes over its children."""
-        folded = frame[_FOLD]
-        if folded is not None:
-            frame[_CHILD] = folded[_CHILD]
-            frame[_FOLD] = None
-        if (
-            frame[_KIND] == _OP
-            and parent is not None
-            and parent[_KIDS] == 1
-            and parent[_KIND] == _OP
-            and parent[_NAME] == frame[_NAME]
-        ):
-            parent[_FOLD] = frame  # an op whose only child has its name: counted once, as torch does
-            return
-        self._record(frame)
-
-    def _record(self, frame: list[Any]) -> None:
-        kind = frame[_KIND]
-        dur = frame[_DUR]
-        if kind == _OP:
-            key = (frame[_PID], frame[_CAT], frame[_NAME])
-            row = self.ops.get(key)
-            if row is None:
-                self.ops[key] = [1, dur, dur - frame[_CHILD]]
-            else:
-                row[0] += 1
-                row[1] += dur
-                row[2] += dur - frame[_CHILD]
-        elif kind == _REGION:
-            name = frame[_NAME]
-            own = dur - frame[_RCHILD]
-            row = self.regions.get(name)
-            if row is None:
-                self.regions[name] = [1, dur, own]
-            else:
-                row[0] += 1
-                row[1] += dur
-                row[2] += own
-            parent = frame[_RPARENT]
-            if parent is not None:
-                parent[_RCHILD] += dur
-            step = frame[_STEP]
-            if step is not None:
-                per_step = self.step_regions.setdefault((frame[_PID], step), {})
-                per_step[name] = per_step.get(name, 0.0) + own
-        elif kind == _STEPKIND:
-            self.steps.append((frame[_STEP], frame[_PID], frame[_TS], dur))
-        frame[_RPARENT] = None  # let closed chains be freed
-
+    # -- finishing ----------------------------------------------------------------------
     def finish(self) -> "Aggregator":
-        """Flush every lane (call once, after the last event)."""
-        for lane in self.lanes.values():
-            self._advance(lane, len(lane.pending))
-            stack = lane.stack
-            while stack:
-                frame = stack.pop()
-                self._close(frame, stack[-1] if stack else None)
+        """Nest and count every lane (call once, after the last event)."""
+        try:
+            lanes = self.sorter.keys()
+            host: dict[tuple[Any, Any], list[tuple[Any, Any]]] = {}
+            devices: dict[str, list[tuple[Any, Any]]] = {}
+            derived: list[tuple[Any, Any]] = []
+            for lane in lanes:
+                pid, tid = lane
+                role = self.role(pid)
+                if role == "host":
+                    group = self.rules.host_groups.get(self.process_names.get(pid, ""), pid)
+                    host.setdefault((group, tid), []).append(lane)
+                elif role == "device":
+                    devices.setdefault(self.device_label(pid), []).append(lane)
+                else:
+                    derived.append(lane)
+            nesting = HostNesting(self.kinds)
+            for group_lanes in host.values():
+                streams = [self.sorter.sorted(lane) for lane in group_lanes]
+                nesting.nest(streams[0] if len(streams) == 1 else heapq.merge(*streams))
+            self._host_results(nesting)
+            for label, device_lanes in sorted(devices.items()):
+                self._device(label, device_lanes, nesting)
+            for lane in derived:
+                self._overlap(lane)
+        finally:
+            self.sorter.close()
         return self
 
-    # -- classification ---------------------------------------------------------------
-    def op_kind(self, pid: Any, cat: Any) -> str | None:
-        """``"device"``, ``"cpu"``, or None for derived lanes that must not be counted."""
-        process = self.process_names.get(pid, "")
-        if process and DERIVED_PROCESS.search(process):
+    def _host_results(self, nesting: HostNesting) -> None:
+        names = self.kinds.names
+        for kid, (count, total, own) in nesting.ops.items():
+            _add(self.cpu_ops, names[kid], count, total, own)
+        for kid, (count, total, own) in nesting.regions.items():
+            _add(self.regions, names[kid], count, total, own)
+        self.steps = sorted(nesting.steps, key=lambda s: s[1])
+        for number, per_region in nesting.step_regions.items():
+            target = self.step_regions.setdefault(number, {})
+            for kid, own in per_region.items():
+                target[names[kid]] = target.get(names[kid], 0.0) + own
+        self.first_ts = min(self.first_ts, nesting.first_ts)
+        self.last_ts = max(self.last_ts, nesting.last_ts)
+
+    def _window_end(self) -> float | None:
+        """Where counted device activities must have been launched before (None: no limit)."""
+        if len({number for number, _, _ in self.steps}) < 2:
             return None
-        if cat in DEVICE_CATEGORIES or (process and DEVICE_PROCESS.search(process)):
-            return "device"
-        return "cpu"
+        if self.include_last_step:
+            return max(ts + dur for _, ts, dur in self.steps)
+        return max(ts for _, ts, _ in self.steps)
+
+    def _device(self, label: str, lanes: list[tuple[Any, Any]], nesting: HostNesting) -> None:
+        rules = self.rules
+        names = self.kinds.names
+        categories = self.kinds.categories
+        launches = nesting.launches
+        steps = [(number, ts, ts + dur) for number, ts, dur in self.steps]
+        builder = DeviceTimeBuilder(self._window_end(), steps, include_end=self.include_last_step)
+        kinds: dict[int, str] = {}
+        tallies: dict[int, list[float]] = {}
+        streams: list[Iterator[tuple[Any, Any]]] = [
+            zip(self.sorter.sorted(lane), itertools.repeat(_stream_name(lane[1]))) for lane in lanes
+        ]
+        merged = streams[0] if len(streams) == 1 else heapq.merge(*streams, key=_first)
+        first = last = None
+        for (ts, negdur, _seq, kid, corr), stream in merged:
+            kind = kinds.get(kid)
+            if kind is None:
+                kind = kinds[kid] = rules.activity_kind(names[kid], categories[kid])
+            end = ts - negdur
+            if first is None:
+                first = ts
+            if last is None or end > last:
+                last = end
+            tally = tallies.get(kid)
+            if tally is None:
+                tallies[kid] = [1, -negdur]
+            else:
+                tally[0] += 1
+                tally[1] -= negdur
+            if kind == "marker" or kind == "sync":
+                continue
+            builder.add(ts, end, stream, kind, launches.get(corr) if corr is not None else None, corr is not None)
+        for kid, (count, total) in tallies.items():
+            kind = kinds[kid]
+            if kind == "sync":
+                row = self.sync_ops.setdefault(names[kid], [0, 0.0])
+                row[0] += count
+                row[1] += total
+            elif kind != "marker":
+                _add(self.device_ops, names[kid], count, total, total)
+        if first is not None and last is not None:
+            self.first_ts = min(self.first_ts, first)
+            self.last_ts = max(self.last_ts, last)
+        result = builder.result(None, label)
+        if result is not None:
+            self.device_time.append(result)
+
+    def _overlap(self, lane: tuple[Any, Any]) -> None:
+        figure = self.rules.overlap_threads.get(self.thread_names.get(lane, ""))
+        if figure is None:
+            return
+        total = 0.0
+        for record in self.sorter.sorted(lane):
+            total -= record[1]
+        self.overlap[figure] = self.overlap.get(figure, 0.0) + total
+
+
+def _add(table: dict[str, list[float]], name: str, count: float, total: float, own: float) -> None:
+    row = table.get(name)
+    if row is None:
+        table[name] = [count, total, own]
+    else:
+        row[0] += count
+        row[1] += total
+        row[2] += own
+
+
+def _stream_name(tid: Any) -> str:
+    """A device lane's stream: its thread id (``"stream 7"``, as 2021 traces write it, becomes ``"7"``)."""
+    match = _STREAM_NAME.match(tid) if isinstance(tid, str) else None
+    return match.group(1) if match else str(tid)

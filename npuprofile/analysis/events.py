@@ -23,9 +23,8 @@ Public API (stable; other modules build on it):
   without keeping events). ``layout`` is ``"torch"`` (an object with
   ``traceEvents``) or ``"array"`` (a top-level array, as in ``trace_view.json``).
 - :func:`find_traces(path)` -> list of trace files: the file itself, or the
-  traces inside a directory (``*.pt.trace.json``, ``*.pt.trace.json.gz``,
-  ``*/ASCEND_PROFILER_OUTPUT/trace_view.json`` at any depth; failing those, the
-  ``*.json[.gz]`` files directly in it, summaries excepted).
+  traces under a directory, found with the backends' trace layouts (see
+  :mod:`npuprofile.analysis.locate`).
 - ``progress`` callbacks receive ``(bytes_done, bytes_total)`` of the file on
   disk after each chunk.
 
@@ -44,47 +43,17 @@ from typing import Any, BinaryIO, Callable, Iterator
 
 import orjson
 
+from npuprofile.analysis.locate import find_traces
 from npuprofile.errors import TraceError
 
-__all__ = ["TraceFile", "iter_events", "find_traces", "Progress", "TRACE_PATTERNS"]
+__all__ = ["TraceFile", "iter_events", "find_traces", "Progress"]
 
 Progress = Callable[[int, int], None]
-
-#: File-name patterns :func:`find_traces` looks for inside a directory.
-TRACE_PATTERNS = ("*.pt.trace.json", "*.pt.trace.json.gz", "ASCEND_PROFILER_OUTPUT/trace_view.json")
 
 CHUNK_BYTES = 1 << 20
 _WS = b" \t\r\n"
 _EVENTS_KEY = b'"traceEvents"'
 _HEAD_LIMIT = 64 << 20  # top-level keys before the events larger than this are not a trace we know
-
-
-def find_traces(path: str | os.PathLike[str]) -> list[Path]:
-    """The trace files ``path`` names: itself if a file, else the traces found under the directory."""
-    root = Path(path)
-    if root.is_file():
-        return [root]
-    if not root.exists():
-        raise TraceError(f"{root}: no such file or directory")
-    if not root.is_dir():
-        raise TraceError(f"{root}: not a file or directory")
-    found: set[Path] = set()
-    for pattern in TRACE_PATTERNS:
-        for candidate in root.rglob(pattern):
-            if candidate.is_file() and not candidate.name.startswith("."):
-                found.add(candidate)
-    if not found:  # e.g. export_chrome_trace("trace.json"): take the JSON files right in the directory
-        found = {c for c in root.iterdir() if c.is_file() and _plain_json(c.name)}
-    if not found:
-        raise TraceError(
-            f"{root}: no trace files found (looked for {', '.join(TRACE_PATTERNS)})"
-        )
-    return sorted(found)
-
-
-def _plain_json(name: str) -> bool:
-    return (name.endswith((".json", ".json.gz")) and not name.startswith(".")
-            and not name.endswith(("summary.json", "summary.json.gz")))
 
 
 def iter_events(path: str | os.PathLike[str], progress: Progress | None = None) -> Iterator[dict[str, Any]]:

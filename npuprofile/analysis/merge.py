@@ -36,13 +36,15 @@ from typing import Any, BinaryIO, Callable, Iterable, Iterator, Sequence
 
 import orjson
 
-from npuprofile.analysis.events import TraceFile, find_traces
+from npuprofile.analysis.events import TraceFile
+from npuprofile.analysis.layouts import TraceRules, trace_rules
+from npuprofile.analysis.locate import lfs_pointer, rank_from_files
 from npuprofile.errors import TraceError
 from npuprofile.sessions.files import atomic_write
 
 logger = logging.getLogger("npuprofile")
 
-__all__ = ["RankTrace", "MergeResult", "identify", "merge_traces", "merge_directory", "ALIGN_MODES"]
+__all__ = ["RankTrace", "MergeResult", "identify", "merge_traces", "ALIGN_MODES"]
 
 ALIGN_MODES = ("clock", "none")
 #: Process ids of the extra lanes of a rank (device lanes) start here, clear of any rank number.
@@ -67,6 +69,13 @@ class RankTrace:
     pid: int | None
     base_ns: int | None
     size: int
+    world_size: int | None = None
+    #: The process that wrote it, when the name or the first event tells: (host, pid).
+    process: tuple[Any, Any] | None = None
+    #: What two copies of one file share: size, clock base, first event.
+    fingerprint: tuple[Any, ...] = ()
+    #: Tells apart the processes (or copies) of one (run, rank) pair when mixed runs are allowed.
+    copy: int = 0
 
     @property
     def run_key(self) -> str:
@@ -87,15 +96,19 @@ class MergeResult:
     reference_ns: int | None
 
 
-def identify(path: str | os.PathLike[str]) -> RankTrace:
-    """Read which run and rank wrote ``path`` (from its name, else its ``distributedInfo``).
+def identify(path: str | os.PathLike[str], rules: TraceRules | None = None) -> RankTrace:
+    """Read which run and rank wrote ``path``: from its name, else its ``distributedInfo``, else a
+    rank file beside it that a backend's layout names (such as ``profiler_info_<rank>.json``).
 
-    npuprofile names files ``<run_id>.rank<R>.<host>_<pid>...``; for a
-    ``trace_view.json`` the enclosing ``..._ascend_pt`` directory carries the
+    npuprofile names files ``<run_id>.rank<R>.<host>_<pid>...``; for a trace
+    nested in a backend's output folder, an enclosing directory may carry the
     name. Reads only the start of the file, unless the clock base is stored
     after the events.
     """
     path = Path(path)
+    pointer = lfs_pointer(path)
+    if pointer:
+        raise TraceError(pointer)
     trace = TraceFile(path)
     run_id = rank = pid = None
     for part in (path.name, *(p.name for p in list(path.parents)[:3])):
@@ -104,45 +117,48 @@ def identify(path: str | os.PathLike[str]) -> RankTrace:
             run_id, rank = match["run"], int(match["rank"])
             pid = int(match["pid"]) if match["pid"] else None
             break
-    metadata = _head_metadata(trace)
+    metadata, first = _head(trace)
     if trace.layout == "torch" and "baseTimeNanoseconds" not in metadata:
         metadata = trace.read_metadata()  # stored after the events: one extra pass, no events kept
+    info = metadata.get("distributedInfo")
+    info = info if isinstance(info, dict) else {}
+    if rank is None and _whole(info.get("rank")):
+        rank = info["rank"]
     if rank is None:
-        info = metadata.get("distributedInfo")
-        if isinstance(info, dict) and isinstance(info.get("rank"), int):
-            rank = info["rank"]
+        rank = rank_from_files(path, rules)
     if rank is None:
         raise TraceError(
-            f"{path}: cannot tell which rank wrote it (no distributedInfo, and the name does not "
-            "follow '<run_id>.rank<N>.<host>_<pid>...'); rename it so"
+            f"{path}: cannot tell which rank wrote it (no distributedInfo, no rank file beside it, and the "
+            "name does not follow '<run_id>.rank<N>.<host>_<pid>...'); rename it so"
         )
     base = metadata.get("baseTimeNanoseconds")
-    return RankTrace(path, run_id, rank, pid, int(base) if isinstance(base, (int, float)) else None, trace.size)
+    base_ns = int(base) if isinstance(base, (int, float)) and abs(base) < 1e20 else None
+    world = info.get("world_size")
+    if pid is not None:
+        process: tuple[Any, Any] | None = (match["host"] if match else None, pid)
+    elif first is not None and isinstance(first.get("pid"), int):
+        process = (None, first["pid"])
+    else:
+        process = None
+    fingerprint = (trace.size, base_ns, orjson.dumps(first, option=orjson.OPT_SORT_KEYS) if first else b"")
+    return RankTrace(path, run_id, rank, pid, base_ns, trace.size, world if _whole(world) else None, process,
+                     fingerprint)
 
 
-def _head_metadata(trace: TraceFile) -> dict[str, Any]:
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _head(trace: TraceFile) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The top-level keys before the events, and the first event."""
     events = trace.events()
     try:
-        next(events, None)
+        first = next(events, None)
     finally:
-        events.close()
-    return dict(trace.metadata)
-
-
-def merge_directory(
-    directory: str | os.PathLike[str],
-    output: str | os.PathLike[str],
-    *,
-    run_id: str | None = None,
-    allow_mixed_runs: bool = False,
-    align: str = "clock",
-    progress: Progress | None = None,
-) -> MergeResult:
-    """Merge the traces found under ``directory`` (see :func:`merge_traces`)."""
-    out = Path(output).resolve()
-    paths = [p for p in find_traces(directory) if p.resolve() != out]
-    return merge_traces(paths, output, run_id=run_id, allow_mixed_runs=allow_mixed_runs, align=align,
-                        progress=progress)
+        close = getattr(events, "close", None)
+        if close is not None:
+            close()
+    return dict(trace.metadata), first
 
 
 def merge_traces(
@@ -157,13 +173,16 @@ def merge_traces(
     """Merge per-rank traces into ``output`` (gzip-compressed when it ends in ``.gz``).
 
     ``run_id`` keeps only that run's files. Files of different runs are refused
-    unless ``allow_mixed_runs`` (then each run's ranks get their own lanes).
+    unless ``allow_mixed_runs`` (then each run's ranks get their own lanes); so
+    are files whose ``distributedInfo`` states different world sizes, and two
+    files of the same rank of one run.
     ``progress(bytes_done, bytes_total)`` is called as input is read. The output
     appears atomically: a reader never sees a half-written merge.
     """
     if align not in ALIGN_MODES:
         raise TraceError(f"align={align!r} is not allowed; allowed: {', '.join(ALIGN_MODES)}")
-    files = [identify(p) for p in paths]
+    rules = trace_rules()
+    files = [identify(p, rules) for p in dict.fromkeys(Path(p) for p in paths)]
     if not files:
         raise TraceError("no trace files to merge")
     if run_id is not None:
@@ -171,13 +190,10 @@ def merge_traces(
         if not files:
             raise TraceError(f"no trace of run {run_id!r} among the inputs")
     runs = sorted({f.run_key for f in files})
-    if len(runs) > 1 and not allow_mixed_runs:
-        counts = ", ".join(f"{r} ({sum(f.run_key == r for f in files)} files)" for r in runs)
-        raise TraceError(
-            f"the traces belong to {len(runs)} runs: {counts}; pick one with --run-id "
-            "or pass --allow-mixed-runs to merge them anyway"
-        )
+    if not allow_mixed_runs:
+        _refuse_mixed(files, runs)
     files.sort(key=lambda f: (f.run_key, f.rank, str(f.path)))
+    _number_copies(files)
     bases = [f.base_ns if f.base_ns is not None else 0 for f in files]
     reference = min(bases) if align == "clock" else None
     out = Path(output)
@@ -198,6 +214,49 @@ def merge_traces(
     atomic_write(out, write)
     return MergeResult(out, files, runs, sorted({f.rank for f in files}), writer.events_in, writer.events_out,
                        reference)
+
+
+def _refuse_mixed(files: Sequence[RankTrace], runs: Sequence[str]) -> None:
+    """Raise when the files cannot be one run: several run ids, world sizes, or a rank twice."""
+    hint = "pass --allow-mixed-runs to merge them anyway"
+    if len(runs) > 1:
+        counts = ", ".join(f"{r} ({sum(f.run_key == r for f in files)} files)" for r in runs)
+        raise TraceError(f"the traces belong to {len(runs)} runs: {counts}; pick one with --run-id or {hint}")
+    worlds = sorted({f.world_size for f in files if f.world_size is not None})
+    if len(worlds) > 1:
+        raise TraceError(f"the traces come from runs of different sizes (world_size {', '.join(map(str, worlds))}); "
+                         f"they are not one run; {hint}")
+    by_rank: dict[int, list[RankTrace]] = {}
+    for file in files:
+        by_rank.setdefault(file.rank, []).append(file)
+    for rank, group in sorted(by_rank.items()):
+        processes = {f.process for f in group if f.process is not None}
+        prints = [f.fingerprint for f in group]
+        if len(processes) > 1 or len(set(prints)) < len(prints):
+            names = ", ".join(str(f.path) for f in group)
+            why = "written by different processes" if len(processes) > 1 else "copies of one trace"
+            raise TraceError(f"rank {rank} appears in {len(group)} traces ({names}), {why}: traces of "
+                             f"different runs, or a run recorded twice; {hint}")
+
+
+def _number_copies(files: Sequence[RankTrace]) -> None:
+    """Give each process of one (run, rank) pair, and each copy of a file, its own lane number."""
+    identities: dict[tuple[str, int], list[Any]] = {}
+    prints: dict[tuple[str, int], set[tuple[Any, ...]]] = {}
+    for file in files:
+        key = (file.run_key, file.rank)
+        known = identities.setdefault(key, [])
+        seen = prints.setdefault(key, set())
+        if file.fingerprint in seen:
+            identity: Any = ("copy", len(known))
+        elif file.process is not None:
+            identity = file.process
+        else:
+            identity = known[0] if known else ("unknown",)
+        seen.add(file.fingerprint)
+        if identity not in known:
+            known.append(identity)
+        file.copy = known.index(identity)
 
 
 class _Lanes:
@@ -227,9 +286,9 @@ class _Writer:
         self.events_in = 0
         self.events_out = 0
         self._next_sublane = SUBLANE_PID_BASE
-        keys = sorted({(f.run_key, f.rank) for f in files})
+        keys = sorted({(f.run_key, f.rank, f.copy) for f in files})
         self._lane_index = {key: i for i, key in enumerate(keys)}
-        self._lanes: dict[tuple[str, int], _Lanes] = {}
+        self._lanes: dict[tuple[str, int, int], _Lanes] = {}
         self._file_meta: list[dict[str, Any]] = []
 
     def write(self, handle: BinaryIO) -> None:
@@ -272,11 +331,13 @@ class _Writer:
         handle.write(orjson.dumps(tail)[1:])
 
     def _lanes_for(self, trace: RankTrace) -> _Lanes:
-        key = (trace.run_key, trace.rank)
+        key = (trace.run_key, trace.rank, trace.copy)
         lanes = self._lanes.get(key)
         if lanes is None:
-            run_index = self.runs.index(trace.run_key)
+            run_index = self.runs.index(trace.run_key) + trace.copy * len(self.runs)
             label = f"{trace.run_key} rank {trace.rank}" if len(self.runs) > 1 else f"rank {trace.rank}"
+            if trace.copy:
+                label += f" (copy {trace.copy + 1})"
             lanes = self._lanes[key] = _Lanes(run_index, trace, self._lane_index[key], len(self._lane_index), label)
         return lanes
 
@@ -321,11 +382,12 @@ class _Writer:
                     return
                 out_pid = lanes.host_pid
             else:
-                out_pid = lanes.known.get(pid)
-                if out_pid is None:
-                    out_pid = lanes.known[pid] = self._next_sublane
+                known = lanes.known.get(pid)
+                if known is None:
+                    known = lanes.known[pid] = self._next_sublane
                     self._next_sublane += 1
-                    yield from _lane_metadata(out_pid, f"{lanes.label}: pid {pid}", lanes.sort_base + len(lanes.known))
+                    yield from _lane_metadata(known, f"{lanes.label}: pid {pid}", lanes.sort_base + len(lanes.known))
+                out_pid = known
                 if event.get("ph") == "M":
                     name = event.get("name")
                     if name == "process_sort_index":

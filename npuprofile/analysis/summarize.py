@@ -1,4 +1,4 @@
-"""Summarize traces: top ops by self time (CPU and device), regions, steps, memory peaks.
+"""Summarize traces: top ops by self time (CPU and device), regions, steps, memory peaks, device time.
 
 ``summarize(path)`` streams every trace ``path`` names (a file, or a directory
 of them), so memory does not grow with trace size. Durations in the result are
@@ -10,15 +10,15 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
-from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
-from npuprofile.analysis.aggregate import Aggregator
-from npuprofile.analysis.events import Progress, TraceFile, find_traces
-from npuprofile.analysis.runinfo import find_session_summary, load_session_summary, rank_of, trace_facts
+from npuprofile.analysis.collect import Source, collect
+from npuprofile.analysis.events import Progress
+from npuprofile.analysis.runinfo import trace_facts
 from npuprofile.summary.model import (
     DEVICE,
     HOST,
+    SYNC,
     MemoryRow,
     OpRow,
     RegionRow,
@@ -38,15 +38,23 @@ def summarize(
     *,
     top: int = DEFAULT_TOP,
     progress: Progress | None = None,
+    include_last_step: bool = False,
 ) -> TraceSummary:
     """Stream the trace(s) at ``path`` (a file, a directory, or several) into a :class:`TraceSummary`.
 
-    ``progress(bytes_done, bytes_total)`` is called as the files are read. The
-    cyclic garbage collector is paused meanwhile (the events are acyclic, and
-    collections triggered by millions of fresh dicts would double the time).
+    A directory may also hold only a backend's tables (CSV files its tools
+    wrote); they are read instead. ``progress(bytes_done, bytes_total)`` is
+    called as the files are read. ``include_last_step`` counts the device
+    activities launched during the last host step too (see
+    :mod:`npuprofile.analysis.device_time`). The cyclic garbage collector is
+    paused meanwhile (the events are acyclic, and collections triggered by
+    millions of fresh dicts would double the time).
     """
     with _gc_paused():
-        return _summarize(path, top, progress)
+        sources = collect(path, progress=progress, include_last_step=include_last_step)
+        summary = build_summary(sources, top=top)
+    summary.metadata["device_window"] = "through the last step" if include_last_step else "before the last step"
+    return summary
 
 
 @contextlib.contextmanager
@@ -60,99 +68,103 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _summarize(path: Any, top: int, progress: Progress | None) -> TraceSummary:
-    if isinstance(path, (str, os.PathLike)):
-        files = find_traces(path)
-    else:
-        files = [f for p in path for f in find_traces(p)]
-    total = sum(f.stat().st_size for f in files)
-    done = 0
-    parts = []
-    for file in files:
-        session_path = find_session_summary(file)
-        session = load_session_summary(session_path) if session_path else None
-        names = [r.get("name") for r in (session or {}).get("regions", []) if isinstance(r, dict)]
-        trace = TraceFile(file)
-        report = None
-        if progress is not None:
-            offset = done
-
-            def report(current: int, _size: int, offset: int = offset) -> None:
-                progress(offset + current, total)
-
-        aggregator = Aggregator([n for n in names if isinstance(n, str)]).feed_all(trace.events(report))
-        aggregator.finish()
-        done += trace.size
-        parts.append((trace, aggregator, session_path, session))
-    if progress is not None:
-        progress(total, total)
-    return build_summary(parts, top=top)
+def _op_rows(table: dict[tuple[int | None, str], dict[str, list[float]]], kind: str, top: int) -> list[OpRow]:
+    rows: list[OpRow] = []
+    for (rank, table_kind), ops in sorted(table.items(), key=lambda item: (item[0][0] is None, item[0][0] or 0)):
+        if table_kind != kind:
+            continue
+        total_self = sum(own for _, _, own in ops.values()) or 1.0
+        ranked = sorted(ops.items(), key=lambda item: item[1][2], reverse=True)
+        if top > 0:
+            ranked = ranked[:top]
+        clock = "host" if kind == HOST else "device"
+        rows += [OpRow(name, int(c), kind=kind, rank=rank, share=own / total_self,
+                       **{f"self_{clock}_ns": _ns(own), f"total_{clock}_ns": _ns(t)})
+                 for name, (c, t, own) in ranked]
+    return rows
 
 
-def build_summary(
-    parts: Sequence[tuple[TraceFile, Aggregator, Path | None, dict[str, Any] | None]], *, top: int = DEFAULT_TOP
-) -> TraceSummary:
-    """Combine finished aggregators (one per trace file) into a :class:`TraceSummary`."""
-    sources: list[SourceRow] = []
-    ops: dict[tuple[str, str], list[float]] = {}
+def build_summary(sources: Sequence[Source], *, top: int = DEFAULT_TOP) -> TraceSummary:
+    """Combine the sources of :func:`~npuprofile.analysis.collect.collect` into a :class:`TraceSummary`.
+
+    Ops are tabled per rank; steps of every rank are put on one clock (each
+    source's clock base plus its ``ts``) and start from the earliest step.
+    """
+    rows: list[SourceRow] = []
+    ops: dict[tuple[int | None, str], dict[str, list[float]]] = {}
     regions: dict[str, list[float]] = {}
-    steps: list[StepRow] = []
     memory: dict[str, list[float]] = {}
     metadata: dict[str, Any] = {}
-    late = 0
     span_us = 0.0
-    for index, (trace, agg, session_path, session) in enumerate(parts):
-        session_meta = (session or {}).get("metadata") if isinstance((session or {}).get("metadata"), dict) else None
-        rank = rank_of(trace.metadata, session_meta)
-        sources.append(SourceRow(str(trace.path), trace.layout or "?", trace.size, trace.events_read, rank,
-                                 str(session_path) if session_path else None))
+    # The earliest step of all, as (clock base, ts): differences are taken part by part, since
+    # absolute nanoseconds do not fit a float's precision.
+    origin_base, origin_ts = min(((s.base_ns, ts) for s in sources for _, ts, _ in s.steps),
+                                 key=lambda pair: pair[0] + pair[1] * 1000, default=(0, 0.0))
+    steps: list[StepRow] = []
+    for index, source in enumerate(sources):
+        rows.append(SourceRow(str(source.path), source.layout, source.size, source.events, source.rank,
+                              str(source.session_path) if source.session_path else None))
+        session_meta = source.session_metadata
         if session_meta and not metadata:
             metadata.update({k: v for k, v in session_meta.items() if k != "trace_paths"})
-        metadata.setdefault("trace", trace_facts(trace.metadata))
-        late += agg.late_events
-        for (pid, cat, name), (count, total, own) in agg.ops.items():
-            kind = agg.op_kind(pid, cat)
-            if kind is None:
-                continue
-            row = ops.setdefault((kind, name), [0, 0.0, 0.0])
-            row[0] += count
-            row[1] += total
-            row[2] += own
-        for name, (count, total, own) in agg.regions.items():
+        if source.metadata:
+            metadata.setdefault("trace", trace_facts(source.metadata))
+        for kind, table in ((HOST, source.cpu_ops), (DEVICE, source.device_ops), (SYNC, source.sync_ops)):
+            target = ops.setdefault((source.rank, kind), {})
+            for name, values in table.items():
+                row = target.setdefault(name, [0, 0.0, 0.0])
+                row[0] += values[0]
+                row[1] += values[1]
+                row[2] += values[2] if len(values) > 2 else values[1]
+        for name, (count, total, own) in source.regions.items():
             row = regions.setdefault(name, [0, 0.0, 0.0])
             row[0] += count
             row[1] += total
             row[2] += own
-        first = min((ts for _, _, ts, _ in agg.steps), default=0.0)
-        for number, pid, ts, dur in sorted(agg.steps, key=lambda s: s[2]):
-            per_region = agg.step_regions.get((pid, number), {})
+        for number, ts, dur in source.steps:
+            per_region = source.step_regions.get(number, {})
+            start = int(round((source.base_ns - origin_base) + (ts - origin_ts) * 1000))
             steps.append(StepRow(number, _ns(dur), {name: _ns(value) for name, value in per_region.items()},
-                                 start_ns=_ns(ts - first), rank=rank, source=index))
-        if agg.last_ts > agg.first_ts:
-            span_us += agg.last_ts - agg.first_ts
-        for (device_type, device_id), (allocated, reserved) in agg.memory.items():
+                                 start_ns=start, rank=source.rank, source=index))
+        if source.last_ts > source.first_ts:
+            span_us += source.last_ts - source.first_ts
+        for (device_type, device_id), (allocated, reserved) in source.memory.items():
             label = f"{_DEVICE_TYPES.get(device_type, device_type)}:{device_id}" if device_id not in (None, -1) \
                 else str(_DEVICE_TYPES.get(device_type, device_type))
             peaks = memory.setdefault(label, [0.0, 0.0])
             peaks[0] = max(peaks[0], allocated)
             peaks[1] = max(peaks[1], reserved)
-    ranks = sorted({s.rank for s in sources if s.rank is not None})
-    metadata["ranks"] = ranks
+    metadata["ranks"] = sorted({s.rank for s in sources if s.rank is not None})
+    malformed = sum(s.malformed for s in sources)
+    if malformed:
+        metadata["malformed_events"] = malformed
+    steps.sort(key=lambda s: (s.start_ns, s.source))
+    starts: dict[int, list[int]] = {}
+    for step_row in steps:
+        if step_row.rank is not None:
+            starts.setdefault(step_row.step, []).append(step_row.start_ns)
+    skew = {str(step): max(values) - min(values) for step, values in starts.items() if len(values) > 1}
+    if skew:  # how far apart the ranks began each step, on the common clock
+        metadata["step_skew_ns"] = skew
     step_ns = sum(s.duration_ns for s in steps)
     base_ns = step_ns or _ns(span_us) or 1
     region_rows = sorted((_region_row(name, int(c), _ns(t), _ns(s), base_ns) for name, (c, t, s) in regions.items()),
                          key=lambda r: r.total_ns, reverse=True)
-
-    def top_ops(kind: str) -> list[OpRow]:
-        clock = "host" if kind == HOST else "device"
-        rows = [OpRow(name, int(c), kind=kind, **{f"self_{clock}_ns": _ns(s), f"total_{clock}_ns": _ns(t)})
-                for (k, name), (c, t, s) in ops.items() if k == kind]
-        rows.sort(key=lambda r: r.self_ns, reverse=True)
-        return rows[:top] if top > 0 else rows
-
     memory_rows = [MemoryRow(label, int(a), int(r)) for label, (a, r) in sorted(memory.items())]
-    return TraceSummary(regions=region_rows, ops=[*top_ops(HOST), *top_ops(DEVICE)], steps=steps,
-                        metadata=metadata, memory=memory_rows, sources=sources, late_events=late)
+    return TraceSummary(
+        regions=region_rows,
+        ops=[*_op_rows(ops, HOST, top), *_op_rows(ops, DEVICE, top), *_op_rows(ops, SYNC, 0)],
+        steps=steps,
+        metadata=metadata,
+        memory=memory_rows,
+        sources=rows,
+        device_time=[entry for source in sources for entry in source.device_time],
+        device_time_stated=[entry for source in sources for entry in source.stated],
+    )
+
+
+def _ns(us: float) -> int:
+    return int(round(us * 1000))
 
 
 def _region_row(name: str, count: int, total_ns: int, self_ns: int, step_ns: int) -> RegionRow:

@@ -102,6 +102,18 @@ class TraceLayout:
     overlap_process_pattern: str | None = None
     #: Glob of a file beside the trace that names its rank (a JSON object with a ``rank_id`` key).
     rank_file_glob: str | None = None
+    #: Names of device activities that copy or set memory (besides torch's memcpy/memset categories).
+    memory_patterns: tuple[str, ...] = ()
+    #: Categories or names of device-lane events that mark a synchronization, not work.
+    sync_marker_patterns: tuple[str, ...] = ()
+    #: Thread names of the overlap lane and the figure each states: ``compute``, ``communication``,
+    #: ``communication_not_overlapped`` or ``idle``.
+    overlap_threads: tuple[tuple[str, str], ...] = ()
+    #: Glob patterns (searched recursively) of the tables this backend's own tools write beside traces.
+    table_globs: tuple[str, ...] = ()
+    #: ``"module:function"`` that reads those tables: it takes a list of paths and returns a
+    #: :class:`npuprofile.backends.tables.DeviceTables`.
+    table_reader: str | None = None
 
 
 class Trace(abc.ABC):

@@ -47,6 +47,8 @@ class CudaBackend(TorchProfilerBackend):
         trace_globs=("*.pt.trace.json", "*.pt.trace.json.gz", "*.json", "*.json.gz"),
         device_process_patterns=(r"\bGPU\b", r"\bdevice\b"),
         communication_patterns=(r"nccl", r"rccl", r"\bsendrecv\b"),
+        memory_patterns=(r"^Memcpy", r"^Memset", r"^dma"),
+        sync_marker_patterns=(r"^cuda_sync$", r"^(Context|Event|Stream) Sync$"),
     )
     description = "torch.profiler, CPU + CUDA activities, CUDA-event timing, optional NVTX ranges"
     options_class = CudaOptions

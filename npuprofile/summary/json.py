@@ -37,6 +37,7 @@ from npuprofile.summary.model import (
     RankView,
     RegionRow,
     SourceRow,
+    StatedDeviceTime,
     StepDeviceTime,
     StepRow,
     Straggler,
@@ -75,6 +76,7 @@ def to_dict(summary: Summary) -> dict[str, Any]:
         "per_rank": {str(view.rank): [r.to_dict() for r in view.regions] for view in summary.ranks if view.selected},
         "stragglers": [s.to_dict() for s in summary.stragglers.values()],
         "device_time": [d.to_dict() for d in summary.device_time],
+        "device_time_stated": [d.to_dict() for d in summary.device_time_stated],
         "late_events": summary.late_events,
     }
 
@@ -125,6 +127,7 @@ def from_dict(data: Any) -> Summary:
         ranks=_ranks(data, metadata),
         stragglers={s.region: s for s in stragglers},
         device_time=_rows(data, "device_time", _device_time),
+        device_time_stated=_rows(data, "device_time_stated", _fields(StatedDeviceTime)),
         late_events=int(data.get("late_events") or 0),
     )
 

@@ -270,6 +270,23 @@ class StepDeviceTime(_Row):
 
 
 @dataclasses.dataclass(frozen=True)
+class StatedDeviceTime(_Row):
+    """Device time as a trace or its backend's tables state it (``step`` None: the whole capture).
+
+    Kept beside :class:`DeviceTime` so the two can be checked against each other.
+    """
+
+    rank: int | None
+    device: str
+    source: str
+    step: int | None
+    compute_ns: int
+    communication_ns: int
+    communication_not_overlapped_ns: int
+    idle_ns: int
+
+
+@dataclasses.dataclass(frozen=True)
 class DeviceTime(_Row):
     """How one device of one rank spent the traced time.
 
@@ -405,6 +422,8 @@ class Summary(Rendered):
     stragglers: dict[str, Straggler] = dataclasses.field(default_factory=dict)
     #: Per rank and device: busy, idle and overlap of device time (empty when unknown).
     device_time: list[DeviceTime] = dataclasses.field(default_factory=list)
+    #: Device time as the trace or the backend's tables state it, when they do.
+    device_time_stated: list[StatedDeviceTime] = dataclasses.field(default_factory=list)
     #: Trace events that arrived too far out of order to be nested.
     late_events: int = 0
 

@@ -146,16 +146,6 @@ def test_find_traces_lists_torch_traces_and_skips_others(tmp_path: Path) -> None
     assert find_traces(wanted[0]) == [wanted[0]]
 
 
-def test_find_traces_falls_back_to_json_files(tmp_path: Path) -> None:
-    (tmp_path / "trace.json").write_text("{}")
-    (tmp_path / "other.json.gz").write_bytes(b"")
-    (tmp_path / "run.summary.json").write_text("{}")
-    (tmp_path / "run.trace-summary.json").write_text("{}")
-    (tmp_path / "sub").mkdir()
-    (tmp_path / "sub" / "deep.json").write_text("{}")
-    assert find_traces(tmp_path) == [tmp_path / "other.json.gz", tmp_path / "trace.json"]
-
-
 def test_memory_does_not_grow_with_file_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(events_module, "CHUNK_BYTES", 128 << 10)
     event = {"ph": "X", "cat": "cpu_op", "name": "aten::addmm", "pid": 1, "tid": 1, "ts": 1.5, "dur": 2.5,

@@ -108,6 +108,52 @@ def test_rank_from_distributed_info_when_the_name_does_not_say(tmp_path: Path) -
         identify(anonymous)
 
 
+def test_a_rank_twice_or_two_world_sizes_are_not_one_run(tmp_path: Path) -> None:
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+    first = write_trace(tmp_path / "a", "run", 0, [op("x", 1.0)], pid=100)
+    again = write_trace(tmp_path / "b", "run", 0, [op("y", 1.0, pid=200)], pid=200)
+    with pytest.raises(TraceError, match=r"rank 0 appears in 2 traces .*a/.*b/.*different processes.*"
+                                         "--allow-mixed-runs"):
+        merge_traces([first, again], tmp_path / "o.json")
+    # one process's consecutive traces (a schedule's cycles) are one rank's, on one lane
+    cycle = write_trace(tmp_path / "b", "run", 0, [op("z", 9.0)], pid=100)
+    cycles = merge_traces([first, cycle], tmp_path / "cycles.json")
+    assert {e["pid"] for e in load_trace(cycles.output)["traceEvents"] if e["ph"] == "X"} == {0}
+    (tmp_path / "c").mkdir()
+    copy = tmp_path / "c" / first.name
+    copy.write_bytes(first.read_bytes())
+    with pytest.raises(TraceError, match=r"rank 0 appears in 2 traces .*copies of one trace"):
+        merge_traces([first, copy], tmp_path / "o.json")
+    both = merge_traces([first, again], tmp_path / "both.json", allow_mixed_runs=True)
+    names = sorted(e["args"]["name"] for e in load_trace(both.output)["traceEvents"] if e.get("name") == "process_name")
+    assert names == ["rank 0", "rank 0 (copy 2)"]
+    pids = {e["name"]: e["pid"] for e in load_trace(both.output)["traceEvents"] if e["ph"] == "X"}
+    assert pids["x"] != pids["y"]
+    small = write_trace(tmp_path, "run", 1, [op("z", 1.0)], extra={"distributedInfo": {"rank": 1, "world_size": 2}})
+    large = write_trace(tmp_path, "run", 2, [op("z", 1.0)], extra={"distributedInfo": {"rank": 2, "world_size": 8}})
+    with pytest.raises(TraceError, match="different sizes .world_size 2, 8."):
+        merge_traces([small, large], tmp_path / "o.json")
+
+
+def test_traces_in_subdirectories_ranks_from_rank_files_and_lfs_pointers(tmp_path: Path) -> None:
+    events = [{"ph": "M", "name": "process_name", "pid": 7, "tid": 0, "args": {"name": "Python"}},
+              {"ph": "X", "name": "aten::mm", "pid": 7, "tid": 7, "ts": "1700000000000100.5", "dur": 2.0}]
+    for rank in (0, 1):
+        worker = tmp_path / "job" / f"node{rank}_123_20250101_ascend_pt"
+        (worker / "ASCEND_PROFILER_OUTPUT").mkdir(parents=True)
+        (worker / "ASCEND_PROFILER_OUTPUT" / "trace_view.json").write_text(json.dumps(events))
+        (worker / f"profiler_info_{rank}.json").write_text(json.dumps({"rank_id": rank}))
+    out = tmp_path / "merged.json"
+    assert cli_main(["merge", str(tmp_path / "job"), "-o", str(out), "-q"]) == 0
+    lanes = load_trace(out)["npuprofileMerge"]["lanes"]
+    assert [lane["rank"] for lane in lanes] == [0, 1]
+    pointer = tmp_path / "job" / "rank9.pt.trace.json.gz"
+    pointer.write_bytes(b"version https://git-lfs.github.com/spec/v1\noid sha256:ab\nsize 12\n")
+    with pytest.raises(TraceError, match="Git LFS pointer"):
+        identify(pointer)
+
+
 def test_clock_base_stored_after_the_events_is_found(tmp_path: Path) -> None:
     path = tmp_path / "r.rank0.h_1.pt.trace.json"
     path.write_text('{"traceEvents": [' + json.dumps(op("x", 1.0, pid=1)) + '], "baseTimeNanoseconds": 777}')

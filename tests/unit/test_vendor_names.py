@@ -24,17 +24,6 @@ _ARGPARSE_CALLS = {"ArgumentParser", "add_argument", "add_parser", "add_subparse
                    "add_mutually_exclusive_group"}
 _HELP_KEYWORDS = {"help", "description", "epilog"}
 
-# Files that still name a vendor today, each with what it names. The analysis work moves these to
-# npuprofile.backends.trace_layouts(); once it is merged, this allow-list goes (the test below
-# fails while an entry is no longer needed, so it cannot go stale).
-ALLOWED_TODAY: dict[str, set[str]] = {
-    # DEVICE_PROCESS: the device lane names of CUDA and torch_npu traces
-    "analysis/aggregate.py": {r"\b(GPU|NPU|Ascend Hardware|HCCL|device)\b"},
-    # TRACE_PATTERNS: the trace files of torch and of torch_npu
-    "analysis/events.py": {"ASCEND_PROFILER_OUTPUT/trace_view.json"},
-}
-
-
 def vendor_names(source: str, *, command_module: bool = False) -> list[tuple[int, str]]:
     """``(line, text)`` of every identifier or non-documentation string in ``source`` that names a vendor.
 
@@ -113,17 +102,12 @@ def test_no_code_outside_the_backends_names_a_vendor() -> None:
     files = _package_files()
     assert len(files) > 30, "the package sources were not found"
     offenders: list[str] = []
-    still_needed: dict[str, set[str]] = {}
     for path in files:
         relative = path.relative_to(PACKAGE).as_posix()
         command_module = relative.startswith("cli/commands/")
         for line, text in vendor_names(path.read_text(encoding="utf-8"), command_module=command_module):
-            if text in ALLOWED_TODAY.get(relative, set()):
-                still_needed.setdefault(relative, set()).add(text)
-            else:
-                offenders.append(f"{relative}:{line}: {text!r}")
+            offenders.append(f"{relative}:{line}: {text!r}")
     assert offenders == []
-    assert still_needed == ALLOWED_TODAY, "an allow-list entry is no longer needed: remove it"
 
 
 def test_the_checker_finds_identifiers_strings_and_imports() -> None:

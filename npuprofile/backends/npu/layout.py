@@ -27,4 +27,13 @@ LAYOUT = TraceLayout(
     host_process_groups=(("Python", "CANN"),),
     overlap_process_pattern=r"Overlap Analysis",
     rank_file_glob="profiler_info_*.json",
+    memory_patterns=(r"^MEMCPY", r"^MEMSET"),
+    overlap_threads=(
+        ("Computing", "compute"),
+        ("Communication", "communication"),
+        ("Communication(Not Overlapped)", "communication_not_overlapped"),
+        ("Free", "idle"),
+    ),
+    table_globs=("kernel_details*.csv", "op_statistic*.csv", "step_trace_time*.csv"),
+    table_reader="npuprofile.backends.npu.tables:read_tables",
 )

@@ -9,10 +9,12 @@ HELP = "merge the per-rank traces of one run into one trace (one lane per rank, 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("inputs", nargs="+", metavar="PATH", help="a directory of traces, or trace files")
+    parser.add_argument("inputs", nargs="+", metavar="PATH",
+                        help="trace files, or directories holding them (at any depth)")
     parser.add_argument("-o", "--output", required=True, help="the merged trace (.json, or .json.gz to compress)")
     parser.add_argument("--run-id", default=None, help="merge only this run's traces")
-    parser.add_argument("--allow-mixed-runs", action="store_true", help="merge traces of different runs")
+    parser.add_argument("--allow-mixed-runs", action="store_true",
+                        help="merge traces of different runs (different run ids or world sizes, or a rank twice)")
     parser.add_argument("--align", choices=("clock", "none"), default="clock",
                         help="clock: put every rank on one time base (default); none: keep timestamps")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress display")

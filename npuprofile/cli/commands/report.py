@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from npuprofile.cli.commands.summarize import add_device_window
+
 NAME = "report"
 HELP = "write a self-contained HTML report (charts, tables, run metadata) of traces"
 
@@ -16,6 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the HTML file to write (default: report.html)")
     parser.add_argument("--top", type=int, default=15, metavar="N", help="ops to chart per kind (default: 15)")
     parser.add_argument("--title", default=None, help="page title (default: from the run)")
+    add_device_window(parser)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
@@ -23,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     from npuprofile.cli.commands.summarize import check_top, read_summary
     from npuprofile.summary.html import write_report
 
-    summary = read_summary(args.trace, check_top(args.top), args.quiet)
+    summary = read_summary(args.trace, check_top(args.top), args.quiet, include_last_step=args.include_last_step)
     path = write_report(summary, args.output, title=args.title)
     print(f"report: {path}")
     return 0

@@ -10,7 +10,7 @@ if TYPE_CHECKING:
 
 NAME = "summarize"
 HELP = "summarize traces: top ops by self time (CPU and device), regions, per-step times"
-SOURCE_HELP = ("a .pt.trace.json[.gz] or trace_view.json file, a directory holding traces, "
+SOURCE_HELP = ("a trace file, a directory holding traces (at any depth) or only a backend's tables, "
                "or a *summary.json file npuprofile wrote (rendered again)")
 
 
@@ -19,9 +19,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     form = parser.add_mutually_exclusive_group()
     form.add_argument("--json", action="store_true", help="print JSON")
     form.add_argument("--csv", action="store_true", help="print CSV (regions, steps and ops in one table)")
-    parser.add_argument("--top", type=int, default=20, metavar="N", help="ops to list per kind (default: 20)")
+    parser.add_argument("--top", type=int, default=20, metavar="N", help="ops to list per kind and rank (default: 20)")
+    add_device_window(parser)
     parser.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def add_device_window(parser: argparse.ArgumentParser) -> None:
+    """``--include-last-step``: the option of the device-time window."""
+    parser.add_argument("--include-last-step", action="store_true",
+                        help="device time: also count what the last host step launched (by default, as HTA "
+                             "does, only what was launched before the last step started)")
 
 
 def check_top(top: int) -> int:
@@ -33,7 +41,7 @@ def check_top(top: int) -> int:
     return top
 
 
-def read_summary(source: str, top: int, quiet: bool) -> Summary:
+def read_summary(source: str, top: int, quiet: bool, *, include_last_step: bool = False) -> Summary:
     """The summary at ``source``: a saved summary file read back, else its traces summarized."""
     from pathlib import Path
 
@@ -44,7 +52,7 @@ def read_summary(source: str, top: int, quiet: bool) -> Summary:
     if source.endswith("summary.json") and Path(source).is_file():
         return json.load(source)
     with ProgressBar("reading", quiet=quiet) as bar:
-        return summarize(source, top=top, progress=bar)
+        return summarize(source, top=top, progress=bar, include_last_step=include_last_step)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
 
     from npuprofile.sessions.files import atomic_write_text
 
-    summary = read_summary(args.trace, check_top(args.top), args.quiet)
+    summary = read_summary(args.trace, check_top(args.top), args.quiet, include_last_step=args.include_last_step)
     if args.json:
         text = summary.to_json() + "\n"
     elif args.csv:
