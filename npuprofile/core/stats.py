@@ -6,21 +6,18 @@ spread of nanoseconds on 100-second regions is exact). Percentiles come from
 every sample up to :data:`EXACT_SAMPLES` samples of a name; past that bound the
 samples are folded into a :class:`Sketch` (buckets whose bounds grow by a fixed
 ratio) that answers every percentile within :data:`RELATIVE_ACCURACY` of the
-exact value, in a few kilobytes however long the session runs. Steps are kept
-the same way (:class:`Reservoir`): all of them up to :data:`STEP_LIMIT`, then a
-uniform random sample of that many.
+exact value, in a few kilobytes however long the session runs.
 """
 
 from __future__ import annotations
 
 import math
 import operator
-import random
 from array import array
 from bisect import bisect_right
 from collections import Counter
-from itertools import accumulate
-from typing import Any, Callable, Generic, Sequence, TypeVar
+from itertools import accumulate, repeat
+from typing import Any, Sequence
 
 PERCENTILES = (50, 90, 95, 99)
 
@@ -28,14 +25,10 @@ PERCENTILES = (50, 90, 95, 99)
 EXACT_SAMPLES = 10_000
 #: Past :data:`EXACT_SAMPLES`, every percentile lies within this fraction of the exact value.
 RELATIVE_ACCURACY = 0.005
-#: Steps kept one by one; past this many, a uniform random sample of this many.
-STEP_LIMIT = 10_000
 
 _GAMMA = (1 + RELATIVE_ACCURACY) / (1 - RELATIVE_ACCURACY)
 _INV_LOG_GAMMA = 1.0 / math.log(_GAMMA)
 _MIDPOINT = 2.0 / (_GAMMA + 1)
-
-T = TypeVar("T")
 
 
 def escaped_name(name: str) -> str:
@@ -63,25 +56,50 @@ class Sketch:
 
     Any value read back (a bucket's midpoint) lies within ``a`` of every value
     counted in its bucket, so percentiles interpolated between those values do
-    too. Values below 1 ns count as 0. Mergeable: counts add.
+    too. Values below 1 ns count as 0. Mergeable: counts add. Also keeps the
+    exact minimum, maximum and sum of squares of what it counted.
     """
 
-    __slots__ = ("counts", "zeros")
+    __slots__ = ("counts", "zeros", "min", "max", "sum_sq")
 
     def __init__(self) -> None:
         self.counts: dict[int, int] = {}
         self.zeros = 0
+        self.min: int | None = None
+        self.max: int | None = None
+        self.sum_sq = 0
 
-    def add(self, values: "Sequence[int] | array[int]") -> None:
-        """Count ``values``."""
+    def add(self, values: "Sequence[int] | array[int]") -> int:
+        """Count ``values`` (not empty); their sum."""
+        tally = Counter(values)
+        low, high = min(tally), max(tally)
+        if self.min is None or low < self.min:
+            self.min = low
+        if self.max is None or high > self.max:
+            self.max = high
         counts = self.counts
-        # Durations of one region repeat (clock ticks): bucket each distinct value once.
-        for value, times in Counter(values).items():
-            if value < 1:
-                self.zeros += times
-            else:
-                key = math.ceil(math.log(value) * _INV_LOG_GAMMA)
-                counts[key] = counts.get(key, 0) + times
+        if len(tally) * 4 <= len(values):  # values repeat (clock ticks): work on each distinct one once
+            total = sum_sq = 0
+            for value, times in tally.items():
+                total += value * times
+                sum_sq += value * value * times
+                if value < 1:
+                    self.zeros += times
+                else:
+                    key = math.ceil(math.log(value) * _INV_LOG_GAMMA)
+                    counts[key] = counts.get(key, 0) + times
+            self.sum_sq += sum_sq
+            return total
+        # mostly distinct values: chains of C functions, no Python call per value
+        self.sum_sq += sum(map(operator.mul, values, values))
+        positive: Any = values
+        if low < 1:
+            positive = [v for v in values if v >= 1]
+            self.zeros += len(values) - len(positive)
+        keys = Counter(map(math.ceil, map(operator.mul, map(math.log, positive), repeat(_INV_LOG_GAMMA))))
+        for key, times in keys.items():
+            counts[key] = counts.get(key, 0) + times
+        return sum(values)
 
     def merge(self, other: "Sketch") -> None:
         """Add ``other``'s counts to this one."""
@@ -89,6 +107,11 @@ class Sketch:
         for key, times in other.counts.items():
             counts[key] = counts.get(key, 0) + times
         self.zeros += other.zeros
+        self.sum_sq += other.sum_sq
+        if other.min is not None and (self.min is None or other.min < self.min):
+            self.min = other.min
+        if other.max is not None and (self.max is None or other.max > self.max):
+            self.max = other.max
 
     def values_at(self, ranks: Sequence[int]) -> list[float]:
         """The estimated value of each 0-based rank (ranks past the end read as the largest bucket)."""
@@ -104,93 +127,134 @@ class Sketch:
         return out
 
     def percentile(self, q: float, count: int) -> float:
-        """The ``q``-th percentile of the ``count`` values counted, interpolated as :func:`percentile` does."""
-        if count == 0:
+        """The ``q``-th percentile of the ``count`` values counted, interpolated as :func:`percentile` does.
+
+        Clamped to the exact minimum and maximum.
+        """
+        if count == 0 or self.min is None or self.max is None:
             return 0.0
         position = (count - 1) * q / 100.0
         low = math.floor(position)
         high = min(low + 1, count - 1)
         low_value, high_value = self.values_at((low, high))
-        return low_value + (high_value - low_value) * (position - low)
+        estimate = low_value + (high_value - low_value) * (position - low)
+        return min(max(estimate, float(self.min)), float(self.max))
 
 
 class RegionStats:
-    """Accumulated timings of one region name (all in nanoseconds)."""
+    """Accumulated timings of one region name (all in nanoseconds).
 
-    __slots__ = ("name", "count", "total_ns", "self_ns", "min_ns", "max_ns", "_sum_sq", "_samples", "_sketch", "_sorted")
+    ``count`` and ``total_ns`` are kept as regions arrive. While every sample is
+    kept (up to :data:`EXACT_SAMPLES`), ``min_ns``, ``max_ns``, the spread and
+    the percentiles are worked out from the samples when read; past that bound
+    a :class:`Sketch` keeps them as samples arrive.
+    """
+
+    __slots__ = ("name", "count", "total_ns", "_nested_ns", "_samples", "_sorted", "_sketch")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.count = 0
         self.total_ns = 0
-        self.self_ns = 0
-        self.min_ns = 0
-        self.max_ns = 0
-        self._sum_sq = 0  # an exact integer: the standard deviation never loses digits
-        self._samples: array[int] = array("q")
-        self._sketch: Sketch | None = None
+        self._nested_ns = 0  # time of regions nested in these: self time is the rest
+        self._samples: array[int] | None = None  # None while there is at most one sample: total_ns
         self._sorted = True
+        self._sketch: Sketch | None = None
 
-    def add_batch(self, durations: "Sequence[int] | array[int]", nested_ns: int = 0) -> None:
-        """Add the durations of several closed regions; ``nested_ns``: time of regions nested in them.
+    def add_batch(self, durations: "Sequence[int]", nested_ns: int = 0) -> int:
+        """Add the durations of several closed regions (their total is returned).
 
-        Self time is duration minus nested time; the two may arrive in different batches.
+        ``nested_ns`` is the time of regions nested in them, which is not their
+        own; durations and nested time may arrive in different batches.
         """
-        self.self_ns -= nested_ns
+        if nested_ns:
+            self._nested_ns += nested_ns
         if not durations:
-            return
-        low, high = min(durations), max(durations)
-        if self.count == 0 or low < self.min_ns:
-            self.min_ns = low
-        if self.count == 0 or high > self.max_ns:
-            self.max_ns = high
-        total = sum(durations)
+            return 0
+        sketch = self._sketch
+        if sketch is None and self.count + len(durations) <= EXACT_SAMPLES:
+            if self.count == 0 and len(durations) == 1:  # a lone sample is its own total: no array
+                total = self.total_ns = durations[0]
+                self.count = 1
+                return total
+            total = sum(durations)
+            self._array().extend(durations)
+            self._sorted = False
+        else:
+            total = (sketch or self._to_sketch()).add(durations)
+        self.total_ns = total if self.count == 0 else self.total_ns + total
         self.count += len(durations)
-        self.total_ns += total
-        self.self_ns += total
-        self._sum_sq += sum(map(operator.mul, durations, durations))
-        self._keep(durations)
+        return total
 
     def merge(self, other: "RegionStats") -> None:
         """Fold ``other`` (same name) into this one."""
+        self._nested_ns += other._nested_ns
         if other.count == 0:
-            self.self_ns += other.self_ns
             return
-        if self.count == 0 or other.min_ns < self.min_ns:
-            self.min_ns = other.min_ns
-        if self.count == 0 or other.max_ns > self.max_ns:
-            self.max_ns = other.max_ns
-        self.count += other.count
-        self.total_ns += other.total_ns
-        self.self_ns += other.self_ns
-        self._sum_sq += other._sum_sq
-        if other._sketch is None:
-            self._keep(other._samples)
+        if other._sketch is not None:
+            (self._sketch or self._to_sketch()).merge(other._sketch)
+        elif self.count == 0 and other._samples is None:
+            pass  # a lone sample: carried by total_ns below
+        elif self._sketch is None and self.count + other.count <= EXACT_SAMPLES:
+            self._array().extend(other._values())
+            self._sorted = False
         else:
-            self._to_sketch().merge(other._sketch)
+            (self._sketch or self._to_sketch()).add(other._values())
+        self.total_ns = other.total_ns if self.count == 0 else self.total_ns + other.total_ns
+        self.count += other.count
 
-    def _keep(self, durations: "Sequence[int] | array[int]") -> None:
-        if self._sketch is None:
-            if len(self._samples) + len(durations) <= EXACT_SAMPLES:
-                self._samples.extend(durations)
-                self._sorted = False
-                return
-            self._to_sketch()
-        assert self._sketch is not None
-        self._sketch.add(durations)
+    def _values(self) -> "array[int]":
+        """Every kept sample (exact mode), without changing how they are stored."""
+        if self._samples is not None:
+            return self._samples
+        return array("q", (self.total_ns,) if self.count else ())
+
+    def _array(self) -> "array[int]":
+        """The kept samples as an array to add to (a lone sample moves into it)."""
+        if self._samples is None:
+            self._samples = self._values()
+        return self._samples
 
     def _to_sketch(self) -> Sketch:
-        if self._sketch is None:
-            self._sketch = Sketch()
-            self._sketch.add(self._samples)
-            self._samples = array("q")
+        sketch = self._sketch = Sketch()
+        if self.count:
+            sketch.add(self._values())
+        self._samples = None
+        self._sorted = True
+        return sketch
+
+    def _ordered(self) -> "array[int]":
+        values = self._values()
+        if not self._sorted:
+            values = self._samples = array("q", sorted(values))
             self._sorted = True
-        return self._sketch
+        return values
 
     @property
     def exact(self) -> bool:
         """Whether the percentiles come from every sample (False: within :data:`RELATIVE_ACCURACY`)."""
         return self._sketch is None
+
+    @property
+    def self_ns(self) -> int:
+        """Total time inside these regions but outside the regions nested in them."""
+        return self.total_ns - self._nested_ns
+
+    @property
+    def min_ns(self) -> int:
+        """Shortest duration."""
+        if self._sketch is not None:
+            return self._sketch.min or 0
+        samples = self._ordered()
+        return samples[0] if samples else 0
+
+    @property
+    def max_ns(self) -> int:
+        """Longest duration."""
+        if self._sketch is not None:
+            return self._sketch.max or 0
+        samples = self._ordered()
+        return samples[-1] if samples else 0
 
     @property
     def mean_ns(self) -> float:
@@ -199,21 +263,22 @@ class RegionStats:
 
     @property
     def std_ns(self) -> float:
-        """Population standard deviation of the durations (from exact integer sums)."""
+        """Population standard deviation of the durations (from exact integer sums: no digits lost)."""
         count = self.count
         if count < 2:
             return 0.0
-        return math.sqrt(count * self._sum_sq - self.total_ns * self.total_ns) / count
+        if self._sketch is not None:
+            sum_sq = self._sketch.sum_sq
+        else:
+            values = self._values()
+            sum_sq = sum(map(operator.mul, values, values))
+        return math.sqrt(count * sum_sq - self.total_ns * self.total_ns) / count
 
     def percentile(self, q: float) -> float:
         """The ``q``-th percentile of the durations."""
         if self._sketch is not None:
-            estimate = self._sketch.percentile(q, self.count)
-            return min(max(estimate, float(self.min_ns)), float(self.max_ns))
-        if not self._sorted:
-            self._samples = array("q", sorted(self._samples))
-            self._sorted = True
-        return percentile(self._samples, q)
+            return self._sketch.percentile(q, self.count)
+        return percentile(self._ordered(), q)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready view (nanoseconds)."""
@@ -233,110 +298,3 @@ class RegionStats:
 
     def __repr__(self) -> str:
         return f"<RegionStats {self.name!r} count={self.count} total_ns={self.total_ns}>"
-
-
-def _take(values: list[int]) -> list[int]:
-    """The items of ``values`` so far, removed from it (safe against threads appending meanwhile)."""
-    count = len(values)
-    taken = values[:count]
-    del values[:count]
-    return taken
-
-
-class Collector:
-    """A session's region statistics: per name over the kept steps, and for the step under way.
-
-    Work is proportional to what ran: folding visits the names that recorded
-    samples since the last fold, closing a step the names that ran in it.
-    """
-
-    def __init__(self) -> None:
-        #: Statistics per name over every kept (not warm-up) step closed so far.
-        self.regions: dict[str, RegionStats] = {}
-        #: Statistics per name of the step under way.
-        self.step: dict[str, RegionStats] = {}
-        self._previous: tuple[dict[str, list[int]], dict[str, list[int]]] = ({}, {})
-
-    def fold(self, recorder: Any) -> None:
-        """Move ``recorder``'s samples of this step into this step's statistics."""
-        self._fold(recorder.samples, recorder.nested)
-
-    def _fold(self, samples: dict[str, list[int]], nested: dict[str, list[int]]) -> None:
-        step = self.step
-        for part, durations_of in ((samples, True), (nested, False)):
-            for name, values in list(part.items()):
-                taken = _take(values)
-                if not taken:
-                    continue
-                key = name if name.isascii() else escaped_name(name)
-                stats = step.get(key)
-                if stats is None:
-                    stats = step[key] = RegionStats(key)
-                if durations_of:
-                    stats.add_batch(taken)
-                else:
-                    stats.add_batch((), nested_ns=sum(taken))
-
-    def close_step(self, recorder: Any, keep: bool) -> dict[str, int]:
-        """End the step: give the recorder new dicts, fold the old ones; each region's total in the step.
-
-        ``keep=False`` (warm-up) leaves the step out of the statistics. Samples
-        a thread appended to the previous step's dicts after they were swapped
-        out land in this step.
-        """
-        pending = recorder.samples, recorder.nested
-        recorder.samples, recorder.nested = {}, {}
-        self._fold(*self._previous)
-        self._fold(*pending)
-        self._previous = pending
-        step, self.step = self.step, {}
-        if keep:
-            regions = self.regions
-            for name, stats in step.items():
-                kept = regions.get(name)
-                if kept is None:
-                    regions[name] = stats
-                else:
-                    kept.merge(stats)
-        return {name: stats.total_ns for name, stats in step.items() if stats.count}
-
-    def snapshot(self) -> list[RegionStats]:
-        """Copies of every name's statistics so far, the step under way included."""
-        out = []
-        for name in {**self.regions, **self.step}:
-            stats = RegionStats(name)
-            for part in (self.regions.get(name), self.step.get(name)):
-                if part is not None:
-                    stats.merge(part)
-            if stats.count:
-                out.append(stats)
-        return out
-
-
-class Reservoir(Generic[T]):
-    """Every item up to ``limit``, then a uniform random sample of ``limit`` of them (Vitter's algorithm R)."""
-
-    def __init__(self, limit: int = STEP_LIMIT, seed: int = 0) -> None:
-        self.limit = limit
-        self.seen = 0
-        self.items: list[T] = []
-        self._random = random.Random(seed)
-
-    def add(self, item: T) -> None:
-        """Offer one item."""
-        self.seen += 1
-        if len(self.items) < self.limit:
-            self.items.append(item)
-            return
-        slot = self._random.randrange(self.seen)
-        if slot < self.limit:
-            self.items[slot] = item
-
-    @property
-    def sampled(self) -> bool:
-        """Whether items were dropped (the kept ones are then a uniform sample)."""
-        return self.seen > len(self.items)
-
-    def sorted(self, key: Callable[[T], Any]) -> list[T]:
-        """The kept items in ``key`` order."""
-        return sorted(self.items, key=key)

@@ -21,7 +21,8 @@ from npuprofile.backends.registry import backends
 from npuprofile.core import compile as _compile
 from npuprofile.core import region as _region
 from npuprofile.core.region import ACTIVE, Recorder
-from npuprofile.core.stats import EXACT_SAMPLES, RELATIVE_ACCURACY, STEP_LIMIT, Collector, Reservoir
+from npuprofile.core.collector import STEP_LIMIT, Collector, Reservoir
+from npuprofile.core.stats import EXACT_SAMPLES, RELATIVE_ACCURACY
 from npuprofile.errors import ConfigError, NpuProfileError, SessionError
 from npuprofile.sessions import config as _config
 from npuprofile.sessions.distributed import default_run_id, rank_and_world_size
@@ -291,6 +292,12 @@ class Session:
     def _fold(self, recorder: Recorder, final: bool = False) -> None:
         """Resolve deferred (device-clock) regions, then fold this step's samples into the statistics."""
         with self._lock:
+            self._resolve(recorder, final)
+            self._stats.fold(recorder)
+
+    def _resolve(self, recorder: Recorder, final: bool = False) -> None:
+        """Turn deferred (device-clock) regions into samples: durations are readable from here on."""
+        with self._lock:
             if recorder.deferred or final:
                 self._guard("resolve timings", recorder.timer.flush)
             elapsed = recorder.timer.elapsed_ns
@@ -304,14 +311,13 @@ class Session:
                 if parent is not None:  # children close, and are resolved, before their parents
                     parent.child_ns += duration
                 recorder.record(region.name, duration, duration - region.child_ns)
-            self._stats.fold(recorder)
 
     def _close_step(self, recorder: Recorder, end_mark: Any) -> None:
         """Turn the step that just ended into a StepStat (or drop it during warm-up).
 
         The work is proportional to the regions that ran in the step, not to every name seen before.
         """
-        self._fold(recorder)
+        self._resolve(recorder)
         index = self._step
         keep = index >= self._discard_below
         totals = self._stats.close_step(recorder, keep)
