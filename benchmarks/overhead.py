@@ -200,35 +200,46 @@ def timer_only(report: Report, backend: str, repeats: int) -> None:
     )
 
 
-def _step_cost(distinct_names: int, steps: int) -> tuple[float, float]:
-    """Per-step cost (ns) of a step running one region, after ``distinct_names`` names were seen; bytes per name."""
-    gc.collect()
-    tracemalloc.start()
-    before = tracemalloc.get_traced_memory()[0]
-    with npp.session(trace=False) as s:
-        for index in range(distinct_names):  # one request-named region per step, as a server would
-            with npp.profile_region(f"req-{index}"):
+def _history(distinct_names: int, per_step: int = 100) -> Any:
+    """A running timer-only session that has seen ``distinct_names`` request-named regions, ``per_step`` a step."""
+    s = npp.session(trace=False).start()
+    for index in range(distinct_names):
+        with npp.profile_region(f"req-{index}"):
+            pass
+        if index % per_step == per_step - 1:
+            s.step()
+    s.step()
+    return s
+
+
+def _step_cost(s: Any, steps: int = 1_000, repeats: int = 5) -> float:
+    """Median per-step cost (ns) of steps that run one region."""
+    costs = []
+    for _ in range(repeats):
+        start = time.perf_counter_ns()
+        for _ in range(steps):
+            with npp.profile_region("hot"):
                 pass
             s.step()
-        gc.collect()
-        per_name = (tracemalloc.get_traced_memory()[0] - before) / distinct_names
-        tracemalloc.stop()
-        costs = []
-        for _ in range(5):
-            start = time.perf_counter_ns()
-            for _ in range(steps):
-                with npp.profile_region("hot"):
-                    pass
-                s.step()
-            costs.append((time.perf_counter_ns() - start) / steps)
-    return statistics.median(costs), per_name
+        costs.append((time.perf_counter_ns() - start) / steps)
+    return statistics.median(costs)
 
 
 def many_names(report: Report, quick: bool) -> None:
     """step() costs what ran in the step, not every name ever seen; memory per distinct name stays small."""
     few, many = (1_000, 20_000) if quick else (1_000, 100_000)
-    cost_few, _ = _step_cost(few, 1_000)
-    cost_many, bytes_per_name = _step_cost(many, 1_000)
+    small = _history(few)
+    cost_few = _step_cost(small)
+    small.stop()
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    large = _history(many)
+    gc.collect()
+    bytes_per_name = (tracemalloc.get_traced_memory()[0] - before) / many
+    tracemalloc.stop()
+    cost_many = _step_cost(large)
+    large.stop()
     print(f"(step() with one region: {cost_few / 1e3:.1f} us after {few:,} names, {cost_many / 1e3:.1f} us after {many:,})")
     report.check(f"step() after {many:,} distinct names vs after {few:,}", cost_many, cost_few, 1.5)
     report.check("memory per distinct region name (bytes, absolute limit 500)", bytes_per_name, 500.0, 1.0, "B")
@@ -236,7 +247,7 @@ def many_names(report: Report, quick: bool) -> None:
 
 def long_run_memory(report: Report, quick: bool) -> None:
     """Memory stays bounded however many steps run (per-step totals and samples have a bound)."""
-    half = 30_000 if quick else 100_000
+    half = 20_000 if quick else 50_000
     gc.collect()
     tracemalloc.start()
     with npp.session(trace=False) as s:
@@ -252,84 +263,6 @@ def long_run_memory(report: Report, quick: bool) -> None:
     grown = (marks[1] - marks[0]) / 1e6
     print(f"(session memory after {half:,} steps {marks[0] / 1e6:.2f} MB, after {2 * half:,} steps {marks[1] / 1e6:.2f} MB)")
     report.check(f"memory growth from step {half:,} to {2 * half:,} (MB, absolute limit 1)", grown, 1.0, 1.0, "MB")
-
-
-def tracing(report: Report, out_dir: Path, backend: str, repeats: int) -> None:
-    import torch
-    from torch.autograd.profiler import record_function
-
-    n = 5_000
-    region = npp.profile_region
-    figures: list[float] = []
-    references: list[float] = []
-    def bare_loop() -> None:
-        for _ in range(n):
-            with record_function("bare"):
-                pass
-
-    def our_loop() -> None:
-        for _ in range(n):
-            with region("ours"):
-                pass
-
-    for repeat in range(repeats):
-        # A fresh profiler each time, and the order alternated: the profiler's
-        # event buffers grow as a run goes on, which would favour whichever loop runs first.
-        with npp.session(output_dir=out_dir / "regions", trace=True, backend=backend):
-            pair = ((bare_loop, references), (our_loop, figures))
-            for loop, sink in pair if repeat % 2 else reversed(pair):
-                start = time.perf_counter_ns()
-                loop()
-                sink.append((time.perf_counter_ns() - start) / n)
-    report.check(
-        "tracing session: region vs bare record_function",
-        statistics.median(figures), statistics.median(references), 1.2,
-    )
-
-    # A small transformer without regions of its own, so both loops record the same
-    # events: what differs is only the session machinery (and its summary files).
-    torch.manual_seed(0)
-    device = getattr(npp.backends.get(backend), "device", backend)  # the torch device type
-    activities = [torch.profiler.ProfilerActivity.CPU]
-    if device == "cuda":
-        activities.append(torch.profiler.ProfilerActivity.CUDA)
-    model = torch.nn.TransformerEncoder(
-        torch.nn.TransformerEncoderLayer(d_model=128, nhead=4, dim_feedforward=512, batch_first=True),
-        num_layers=2,
-        enable_nested_tensor=False,
-    ).eval().to(device)
-    batches = [torch.randn(4, 64, 128, device=device) for _ in range(10)]
-
-    def by_hand() -> None:
-        with torch.no_grad(), torch.profiler.profile(
-            activities=activities,
-            record_shapes=True,
-            schedule=torch.profiler.schedule(wait=1, warmup=1, active=3, repeat=2),
-            on_trace_ready=torch.profiler.tensorboard_trace_handler(str(out_dir / "hand")),
-        ) as prof:
-            for tokens in batches:
-                model(tokens)
-                prof.step()
-
-    def through_npuprofile() -> None:
-        with torch.no_grad(), npp.session(
-            output_dir=out_dir / "npp", record_shapes=True, backend=backend,
-            schedule=npp.schedule(wait=1, warmup=1, active=3, repeat=2),
-        ) as s:
-            for tokens in s.steps(batches):
-                model(tokens)
-
-    hand: list[float] = []
-    ours: list[float] = []
-    for _ in range(max(3, repeats // 2)):
-        for runner, sink in ((by_hand, hand), (through_npuprofile, ours)):
-            start = time.perf_counter()
-            runner()
-            sink.append(time.perf_counter() - start)
-    report.check(
-        "model loop: npuprofile session vs hand-written torch.profiler",
-        statistics.median(ours) * 1e9, statistics.median(hand) * 1e9, 1.05,
-    )
 
 
 def import_cost(report: Report) -> None:

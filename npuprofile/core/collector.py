@@ -29,36 +29,32 @@ def _take(values: list[int]) -> list[int]:
     return taken
 
 
-def _key(name: str) -> str:
-    """The name statistics are kept under: text that encodes to UTF-8 (summaries are JSON)."""
-    return name if name.isascii() else escaped_name(name)
-
-
 def _fold_into(
     target: dict[str, RegionStats], samples: dict[str, list[int]], nested: dict[str, list[int]],
     totals: dict[str, int] | None = None,
 ) -> None:
-    """Move raw samples into ``target``'s statistics (and each name's duration total into ``totals``)."""
+    """Move raw samples into ``target``'s statistics (and each name's duration total into ``totals``).
+
+    Names are kept as text that encodes to UTF-8 (summaries are JSON): lone surrogates escaped.
+    """
     for name, values in list(samples.items()):
-        durations = _take(values)
-        if not durations:
+        if not values:
             continue
-        key = _key(name)
+        key = name if name.isascii() else escaped_name(name)
         stats = target.get(key)
         if stats is None:
             stats = target[key] = RegionStats(key)
-        total = stats.add_batch(durations)
+        total = stats.add_batch(_take(values))
         if totals is not None:
             totals[key] = totals.get(key, 0) + total
-    for name, values in list(nested.items()):
-        times = _take(values)
-        if not times:
+    for name, values in list(nested.items()) if nested else ():
+        if not values:
             continue
-        key = _key(name)
+        key = name if name.isascii() else escaped_name(name)
         stats = target.get(key)
         if stats is None:
             stats = target[key] = RegionStats(key)
-        stats.add_batch((), nested_ns=sum(times))
+        stats.add_batch((), nested_ns=sum(_take(values)))
 
 
 class Collector:

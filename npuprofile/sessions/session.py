@@ -317,7 +317,8 @@ class Session:
 
         The work is proportional to the regions that ran in the step, not to every name seen before.
         """
-        self._resolve(recorder)
+        if recorder.deferred or recorder.buffer:
+            self._resolve(recorder)
         index = self._step
         keep = index >= self._discard_below
         totals = self._stats.close_step(recorder, keep)
