@@ -265,6 +265,84 @@ def long_run_memory(report: Report, quick: bool) -> None:
     report.check(f"memory growth from step {half:,} to {2 * half:,} (MB, absolute limit 1)", grown, 1.0, 1.0, "MB")
 
 
+def tracing(report: Report, out_dir: Path, backend: str, repeats: int) -> None:
+    import torch
+    from torch.autograd.profiler import record_function
+
+    n = 5_000
+    region = npp.profile_region
+    figures: list[float] = []
+    references: list[float] = []
+    def bare_loop() -> None:
+        for _ in range(n):
+            with record_function("bare"):
+                pass
+
+    def our_loop() -> None:
+        for _ in range(n):
+            with region("ours"):
+                pass
+
+    for repeat in range(repeats):
+        # A fresh profiler each time, and the order alternated: the profiler's
+        # event buffers grow as a run goes on, which would favour whichever loop runs first.
+        with npp.session(output_dir=out_dir / "regions", trace=True, backend=backend):
+            pair = ((bare_loop, references), (our_loop, figures))
+            for loop, sink in pair if repeat % 2 else reversed(pair):
+                start = time.perf_counter_ns()
+                loop()
+                sink.append((time.perf_counter_ns() - start) / n)
+    report.check(
+        "tracing session: region vs bare record_function",
+        statistics.median(figures), statistics.median(references), 1.2,
+    )
+
+    # A small transformer without regions of its own, so both loops record the same
+    # events: what differs is only the session machinery (and its summary files).
+    torch.manual_seed(0)
+    device = getattr(npp.backends.get(backend), "device", backend)  # the torch device type
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if device == "cuda":
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    model = torch.nn.TransformerEncoder(
+        torch.nn.TransformerEncoderLayer(d_model=128, nhead=4, dim_feedforward=512, batch_first=True),
+        num_layers=2,
+        enable_nested_tensor=False,
+    ).eval().to(device)
+    batches = [torch.randn(4, 64, 128, device=device) for _ in range(10)]
+
+    def by_hand() -> None:
+        with torch.no_grad(), torch.profiler.profile(
+            activities=activities,
+            record_shapes=True,
+            schedule=torch.profiler.schedule(wait=1, warmup=1, active=3, repeat=2),
+            on_trace_ready=torch.profiler.tensorboard_trace_handler(str(out_dir / "hand")),
+        ) as prof:
+            for tokens in batches:
+                model(tokens)
+                prof.step()
+
+    def through_npuprofile() -> None:
+        with torch.no_grad(), npp.session(
+            output_dir=out_dir / "npp", record_shapes=True, backend=backend,
+            schedule=npp.schedule(wait=1, warmup=1, active=3, repeat=2),
+        ) as s:
+            for tokens in s.steps(batches):
+                model(tokens)
+
+    hand: list[float] = []
+    ours: list[float] = []
+    for _ in range(max(3, repeats // 2)):
+        for runner, sink in ((by_hand, hand), (through_npuprofile, ours)):
+            start = time.perf_counter()
+            runner()
+            sink.append(time.perf_counter() - start)
+    report.check(
+        "model loop: npuprofile session vs hand-written torch.profiler",
+        statistics.median(ours) * 1e9, statistics.median(hand) * 1e9, 1.05,
+    )
+
+
 def import_cost(report: Report) -> None:
     code = (
         "import time, sys\n"

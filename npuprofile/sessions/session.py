@@ -20,8 +20,8 @@ from npuprofile.backends.base import Adapter, OpStat
 from npuprofile.backends.registry import backends
 from npuprofile.core import compile as _compile
 from npuprofile.core import region as _region
-from npuprofile.core.region import ACTIVE, Recorder
 from npuprofile.core.collector import STEP_LIMIT, Collector, Reservoir
+from npuprofile.core.region import ACTIVE, Recorder
 from npuprofile.core.stats import EXACT_SAMPLES, RELATIVE_ACCURACY
 from npuprofile.errors import ConfigError, NpuProfileError, SessionError
 from npuprofile.sessions import config as _config
