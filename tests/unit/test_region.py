@@ -326,7 +326,6 @@ def _exit_on_another_thread(region) -> None:
 
 def test_region_exited_on_another_thread_counts_once_and_closes_where_it_opened(manual, caplog) -> None:
     clock = manual.clock
-    caplog.set_level("DEBUG", logger="npuprofile")
     with npp.session(backend="manual", trace=False) as s:
         with npp.profile_region("outer") as outer:
             clock.advance(1)
@@ -342,7 +341,6 @@ def test_region_exited_on_another_thread_counts_once_and_closes_where_it_opened(
     totals = {r.name: (r.count, r.total_ns, r.self_ns) for r in s.summary().regions}
     assert totals == {"outer": (1, 9, 2), "handed-off": (1, 5, 5), "later": (1, 2, 2)}
     assert "still open" not in caplog.text  # no spurious warning when the parent exits
-    assert "outside the thread or task that entered it" in caplog.text
 
 
 def test_region_exited_on_another_thread_with_a_child_still_open_there(manual, caplog) -> None:
