@@ -178,7 +178,11 @@ class RegionStats:
                 self.count = 1
                 return total
             total = sum(durations)
-            self._array().extend(durations)
+            kept = self._array()
+            if isinstance(durations, list):
+                kept.fromlist(durations)  # a C loop over the list, unlike extend
+            else:
+                kept.extend(durations)
             self._sorted = False
         else:
             total = (sketch or self._to_sketch()).add(durations)
