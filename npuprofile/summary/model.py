@@ -73,18 +73,21 @@ class RegionRow(_Row):
     p95_ns: float | None = None
     p99_ns: float | None = None
     share: float | None = None
+    #: False when the percentiles are estimates (more samples than the session keeps exactly).
+    exact: bool = True
 
     #: The percentiles a row keeps (``p<q>_ns``).
     PERCENTILES = (50, 90, 95, 99)
 
     @classmethod
     def from_stats(cls, stats: RegionStats) -> RegionRow:
-        """The row of a region's statistics (exact: every sample went into them)."""
+        """The row of a region's statistics (``exact`` says whether its percentiles are exact)."""
         data = stats.to_dict()
         return cls(
             name=data["name"], count=data["count"], total_ns=data["total_ns"], self_ns=data["self_ns"],
             mean_ns=data["mean_ns"], std_ns=data["std_ns"], min_ns=data["min_ns"], max_ns=data["max_ns"],
             p50_ns=data["p50_ns"], p90_ns=data["p90_ns"], p95_ns=data["p95_ns"], p99_ns=data["p99_ns"],
+            exact=bool(getattr(stats, "exact", True)),
         )
 
     @property

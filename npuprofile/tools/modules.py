@@ -14,7 +14,7 @@ import functools
 from typing import Any, Iterable
 
 from npuprofile.core import compile as _compile
-from npuprofile.core.region import _CURRENT, ACTIVE, Region
+from npuprofile.core.region import ACTIVE, Region, current_region
 from npuprofile.errors import ConfigError
 
 __all__ = ["ModuleProfile", "profile_module"]
@@ -44,7 +44,7 @@ def _exit(state: _ModuleState, module: Any, args: Any, output: Any) -> None:
     if not regions:
         return
     # The innermost region of this thread, if it is one of ours; else the latest one.
-    current = _CURRENT.get()
+    current = current_region()
     index = len(regions) - 1
     while index >= 0 and regions[index] is not current:
         index -= 1

@@ -209,3 +209,195 @@ def test_random_nesting_gives_exact_statistics(forest) -> None:
     assert {r.name: r.count for r in summary.regions} == counts
     assert {r.name: r.total_ns for r in summary.regions} == totals
     assert {r.name: r.self_ns for r in summary.regions} == selfs
+
+
+# -- the lean path (TimedRegion) and the full path (Region) together ------------------------------
+
+
+def test_lean_region_is_chosen_only_without_markers_sync_or_device_clock(manual) -> None:
+    with npp.session(backend="manual", trace=False):
+        assert type(npp.profile_region("lean")) is _region.TimedRegion
+        assert type(npp.profile_region("full", sync=True)) is _region.Region
+
+
+def test_decorator_uses_the_lean_region(manual) -> None:
+    @npp.profiled("work")
+    def work(ticks: int) -> type:
+        manual.clock.advance(ticks)
+        region = npp.current_region()
+        assert region is not None
+        return type(region)
+
+    with npp.session(backend="manual", trace=False) as s:
+        with npp.profile_region("outer"):
+            kinds = {work(3), work(4)}
+    assert kinds == {_region.TimedRegion}
+    outer, inner = s.summary().region("outer"), s.summary().region("work")
+    assert (inner.count, inner.total_ns, outer.total_ns, outer.self_ns) == (2, 7, 7, 0)
+
+
+def test_lean_and_full_regions_nest_in_each_other(manual) -> None:
+    clock = manual.clock
+    with npp.session(backend="manual", trace=False) as s:
+        with npp.profile_region("lean-outer") as outer:
+            clock.advance(2)
+            with npp.profile_region("full", sync=True) as full:
+                assert full.parent is outer
+                clock.advance(3)
+                with npp.profile_region("lean-inner") as inner:
+                    assert inner.parent is full and npp.current_region() is inner
+                    clock.advance(11)
+            assert npp.current_region() is outer
+    summary = s.summary()
+    assert (summary.region("lean-inner").total_ns, summary.region("lean-inner").self_ns) == (11, 11)
+    assert (summary.region("full").total_ns, summary.region("full").self_ns) == (14, 3)
+    assert (summary.region("lean-outer").total_ns, summary.region("lean-outer").self_ns) == (16, 2)
+
+
+def test_out_of_order_exit_across_region_kinds(manual, caplog) -> None:
+    clock = manual.clock
+    with npp.session(backend="manual", trace=False) as s:
+        outer = npp.profile_region("outer", sync=True).__enter__()
+        clock.advance(1)
+        middle = npp.profile_region("middle").__enter__()
+        clock.advance(2)
+        npp.profile_region("inner").__enter__()
+        clock.advance(4)
+        outer.__exit__(None, None, None)  # middle and inner are still open: closed with it
+        assert npp.current_region() is None and middle.state == 2
+        middle.__exit__(None, None, None)  # ignored
+    totals = {r.name: (r.count, r.total_ns, r.self_ns) for r in s.summary().regions}
+    assert totals == {"outer": (1, 7, 1), "middle": (1, 6, 2), "inner": (1, 4, 4)}
+    assert caplog.text.count("still open") == 2
+
+
+def test_region_attributes_and_repr(manual) -> None:
+    with npp.session(backend="manual", trace=False):
+        region = npp.profile_region("attrs")
+        assert (region.name, region.state, region.child_ns) == ("attrs", 0, 0)
+        assert repr(region) == "<Region 'attrs' new>"
+        with region as entered:
+            assert entered is region and region.state == 1 and region.parent is None
+            assert repr(region) == "<Region 'attrs' open>"
+            start = region.start
+            manual.clock.advance(9)
+        assert region.state == 2 and isinstance(start, int)
+        assert repr(region) == "<Region 'attrs' closed>"
+
+
+def test_exit_without_enter_raises(manual) -> None:
+    with npp.session(backend="manual", trace=False):
+        with pytest.raises(RegionError, match="without being entered"):
+            npp.profile_region("never").__exit__(None, None, None)
+
+
+def test_keyword_name_and_bad_keywords() -> None:
+    assert npp.profile_region(name="by-keyword") is _region.IDLE_REGION
+    with pytest.raises(TypeError):
+        npp.profile_region("x", color="red")  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        npp.profile_region("x", True)  # type: ignore[misc]
+
+
+def test_closed_regions_are_skipped_when_finding_the_parent(manual) -> None:
+    # Exits leave the context variable alone: the next region must still find its open parent.
+    with npp.session(backend="manual", trace=False):
+        with npp.profile_region("outer") as outer:
+            for _ in range(3):
+                with npp.profile_region("leaf") as leaf:
+                    assert leaf.parent is outer
+                assert npp.current_region() is outer
+            with npp.profile_region("mid"):
+                with npp.profile_region("deep"):
+                    pass
+            with npp.profile_region("after") as after:
+                assert after.parent is outer
+        assert npp.current_region() is None
+
+
+# -- a region exited on another thread or task than the one that entered it -----------------------
+
+
+def _exit_on_another_thread(region) -> None:
+    worker = threading.Thread(target=region.__exit__, args=(None, None, None))
+    worker.start()
+    worker.join()
+
+
+def test_region_exited_on_another_thread_counts_once_and_closes_where_it_opened(manual, caplog) -> None:
+    clock = manual.clock
+    with npp.session(backend="manual", trace=False) as s:
+        with npp.profile_region("outer") as outer:
+            clock.advance(1)
+            handed_off = npp.profile_region("handed-off").__enter__()
+            clock.advance(5)
+            _exit_on_another_thread(handed_off)
+            assert handed_off.state == 2
+            assert npp.current_region() is outer  # the opening thread no longer sees it
+            with npp.profile_region("later") as later:
+                assert later.parent is outer  # later regions do not nest under it
+                clock.advance(2)
+            clock.advance(1)
+    totals = {r.name: (r.count, r.total_ns, r.self_ns) for r in s.summary().regions}
+    assert totals == {"outer": (1, 9, 2), "handed-off": (1, 5, 5), "later": (1, 2, 2)}
+    assert "still open" not in caplog.text  # no spurious warning when the parent exits
+
+
+def test_region_exited_on_another_thread_with_a_child_still_open_there(manual, caplog) -> None:
+    clock = manual.clock
+    with npp.session(backend="manual", trace=False) as s:
+        parent = npp.profile_region("parent").__enter__()
+        with npp.profile_region("child") as child:
+            clock.advance(3)
+            _exit_on_another_thread(parent)  # the child stays open on its own thread
+            assert child.state == 1 and npp.current_region() is child
+            clock.advance(4)
+        assert npp.current_region() is None
+    totals = {r.name: (r.count, r.total_ns) for r in s.summary().regions}
+    assert totals == {"parent": (1, 3), "child": (1, 7)}
+    assert "still open" not in caplog.text
+
+
+def test_region_exited_in_another_task_counts_once() -> None:
+    async def main() -> None:
+        handed_off = npp.profile_region("handed-off").__enter__()
+
+        async def closer() -> None:
+            handed_off.__exit__(None, None, None)
+
+        await asyncio.create_task(closer())
+        assert npp.current_region() is None
+        with npp.profile_region("later") as later:
+            assert later.parent is None
+
+    with npp.session(trace=False) as s:
+        asyncio.run(main())
+    assert {r.name: r.count for r in s.summary().regions} == {"handed-off": 1, "later": 1}
+
+
+# -- names that are not valid UTF-8 ------------------------------------------------------------------
+
+
+def test_name_with_a_lone_surrogate_is_stored_escaped_and_nothing_else_is_lost(tmp_path) -> None:
+    import json
+
+    from tests.conftest import load_trace, user_annotations
+
+    bad = "file-\udcff.bin"
+    with npp.session(output_dir=tmp_path) as s:
+        for _ in s.steps(range(2)):
+            with npp.profile_region(bad):
+                pass
+            with npp.profile_region("after"):
+                pass
+    assert s.degraded == []
+    escaped = "file-\\udcff.bin"
+    summary = s.summary()
+    assert {r.name for r in summary.regions} == {escaped, "after"}
+    assert summary.region(escaped).count == 2
+    assert all(set(step.regions) == {escaped, "after"} for step in summary.steps)
+    written = json.loads(next(p for p in s.summary_paths if p.suffix == ".json").read_text(encoding="utf-8"))
+    assert {row["name"] for row in written["regions"]} == {escaped, "after"}
+    names = [e["name"] for e in user_annotations(load_trace(s.trace_paths[0]))]
+    # markers kept working (torch's exporter writes the escape's backslash as a slash)
+    assert sum("udcff" in name for name in names) == 2 and names.count("after") == 2

@@ -46,7 +46,7 @@ from tests._trace_factory import REGIONS, shared_traces, write_ascend_layout
 from tests.fakes import ManualClock, register_clock
 
 REGION_KEYS = {"name", "count", "total_ns", "self_ns", "mean_ns", "std_ns", "min_ns", "max_ns",
-               "p50_ns", "p90_ns", "p95_ns", "p99_ns", "share"}
+               "p50_ns", "p90_ns", "p95_ns", "p99_ns", "share", "exact"}
 
 
 # -- producers ------------------------------------------------------------------------------------

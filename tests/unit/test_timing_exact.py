@@ -166,3 +166,143 @@ def test_summary_exports_carry_the_same_numbers(tmp_path: Any) -> None:
     with (tmp_path / "s.csv").open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert rows[0]["name"] == "r" and int(rows[0]["total_ns"]) == 18 and float(rows[0]["p90_ns"]) == row["p90_ns"]
+
+
+# -- spread, bounds and cost of the statistics -----------------------------------------------------
+
+
+def run_regions(clock: FakeClock, name: str, durations: Any) -> None:
+    for ns in durations:
+        with npp.profile_region(name):
+            clock.advance(int(ns))
+
+
+def test_std_is_exact_for_long_regions() -> None:
+    # 100-second regions a few hundred nanoseconds apart: sum(x^2)/n - mean^2 in floats gives 0
+    durations = [100_000_000_000 + offset for offset in (0, 1_000, 2_000, 500, 1_500, 0, 999, 1)]
+    clock = FakeClock()
+    use_clock(clock)
+    with npp.session(backend="fake", trace=False) as s:
+        run_regions(clock, "long", durations)
+    stats = s.summary().region("long")
+    exact = statistics.pstdev(durations)  # exact rational arithmetic on ints
+    assert exact > 500
+    assert math.isclose(stats.std_ns, exact, rel_tol=1e-12)
+
+
+@settings(max_examples=25, deadline=None)
+@given(base=st.integers(10**9, 10**12), offsets=st.lists(st.integers(0, 10**4), min_size=2, max_size=40))
+def test_std_matches_exact_arithmetic_for_large_offsets(base: int, offsets: list[int]) -> None:
+    stats = _region_stats("x", [base + o for o in offsets])
+    assert math.isclose(stats.std_ns, statistics.pstdev([base + o for o in offsets]), rel_tol=1e-9, abs_tol=1e-9)
+
+
+def _region_stats(name: str, durations: list[int]) -> Any:
+    from npuprofile.core.stats import RegionStats
+
+    stats = RegionStats(name)
+    stats.add_batch(durations)
+    return stats
+
+
+def lognormal_durations(count: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).lognormal(mean=10.0, sigma=0.8, size=count).astype(np.int64) + 1
+
+
+def test_percentiles_are_exact_up_to_the_bound_and_within_one_percent_after() -> None:
+    from npuprofile.core.stats import EXACT_SAMPLES
+
+    durations = lognormal_durations(3 * EXACT_SAMPLES, seed=1)
+    clock = FakeClock()
+    use_clock(clock)
+    with npp.session(backend="fake", trace=False) as s:
+        for index, step_part in enumerate(np.array_split(durations, 30)):
+            run_regions(clock, "r", step_part)
+            s.step()
+            if (index + 1) * len(step_part) == EXACT_SAMPLES:  # exactly at the bound: still every sample
+                at_bound = s.summary()
+                kept = durations[:EXACT_SAMPLES]
+                assert at_bound.region("r").exact and at_bound.metadata["sampling"]["estimated_percentiles"] == []
+                for q in (50, 90, 95, 99):
+                    assert at_bound.region("r").percentile(q) == pytest.approx(float(np.percentile(kept, q)), abs=1e-6)
+    summary = s.summary()
+    stats = summary.region("r")
+    assert not stats.exact and summary.metadata["sampling"]["estimated_percentiles"] == ["r"]
+    assert summary.metadata["sampling"]["percentiles_exact_up_to"] == EXACT_SAMPLES
+    for q in (50, 90, 95, 99):
+        expected = float(np.percentile(durations, q))
+        assert abs(stats.percentile(q) - expected) <= 0.01 * expected
+    # everything but the percentiles stays exact past the bound
+    values = [int(v) for v in durations]
+    assert (stats.count, stats.total_ns, stats.min_ns, stats.max_ns) == (len(values), sum(values), min(values), max(values))
+    assert math.isclose(stats.std_ns, statistics.pstdev(values), rel_tol=1e-12)
+
+
+@settings(max_examples=20, deadline=None)
+@given(parts=st.lists(st.integers(1, 8_000), min_size=2, max_size=5), seed=st.integers(0, 2**16))
+def test_merged_statistics_stay_within_one_percent_past_the_bound(parts: list[int], seed: int) -> None:
+    # ranks are merged like this (gathered summaries): exact + exact past the bound, sketch + sketch
+    from npuprofile.core.stats import RegionStats
+
+    merged = RegionStats("r")
+    everything: list[int] = []
+    for index, size in enumerate(parts):
+        values = [int(v) for v in lognormal_durations(size, seed + index)]
+        everything += values
+        merged.merge(_region_stats("r", values))
+    assert (merged.count, merged.total_ns, merged.max_ns) == (len(everything), sum(everything), max(everything))
+    for q in (50, 90, 99):
+        expected = float(np.percentile(everything, q))
+        assert abs(merged.percentile(q) - expected) <= 0.01 * expected
+
+
+def test_steps_are_all_kept_up_to_the_bound_then_sampled() -> None:
+    from npuprofile.core.collector import STEP_LIMIT
+
+    clock = FakeClock()
+    use_clock(clock)
+    total_steps = STEP_LIMIT + 2_000
+    with npp.session(backend="fake", trace=False) as s:
+        for _ in range(STEP_LIMIT):
+            run_regions(clock, "r", [3])
+            s.step()
+        all_kept = s.summary()
+        for _ in range(total_steps - STEP_LIMIT):
+            run_regions(clock, "r", [3])
+            s.step()
+    assert [step.index for step in all_kept.steps] == list(range(STEP_LIMIT))
+    assert all_kept.metadata["sampling"]["steps"] == "all"
+    summary = s.summary()
+    indices = [step.index for step in summary.steps]
+    assert len(indices) == STEP_LIMIT and indices == sorted(set(indices)) and indices[-1] < total_steps
+    assert any(index >= STEP_LIMIT for index in indices)  # later steps get their chance
+    sampling = summary.metadata["sampling"]
+    assert (sampling["steps"], sampling["steps_kept"], sampling["steps_measured"]) == ("reservoir", STEP_LIMIT, total_steps)
+    assert all(step.regions == {"r": 3} for step in summary.steps)
+    assert summary.region("r").count == total_steps  # region statistics still count every step
+
+
+def test_step_work_depends_on_what_ran_not_on_names_seen_before(monkeypatch: pytest.MonkeyPatch) -> None:
+    from npuprofile.core.stats import RegionStats
+
+    def work_of_one_step(names_seen: int) -> int:
+        clock = FakeClock()
+        use_clock(clock)
+        with npp.session(backend="fake", trace=False) as s:
+            for index in range(names_seen):
+                run_regions(clock, f"req-{index}", [1])
+                s.step()
+            calls = []
+            original = RegionStats.add_batch
+
+            def counting(self: Any, *args: Any, **kwargs: Any) -> Any:
+                calls.append(self.name)
+                return original(self, *args, **kwargs)
+
+            monkeypatch.setattr(RegionStats, "add_batch", counting)
+            run_regions(clock, "hot", [1])
+            s.step()
+            monkeypatch.setattr(RegionStats, "add_batch", original)
+        return len(calls)
+
+    assert work_of_one_step(10) == work_of_one_step(2_000) == 1
