@@ -141,7 +141,7 @@ def build_summary(sources: Sequence[Source], *, top: int = DEFAULT_TOP) -> Trace
     steps.sort(key=lambda s: (s.start_ns, s.source))
     starts: dict[int, list[int]] = {}
     for step_row in steps:
-        if step_row.rank is not None:
+        if step_row.rank is not None and step_row.start_ns is not None:
             starts.setdefault(step_row.step, []).append(step_row.start_ns)
     skew = {str(step): max(values) - min(values) for step, values in starts.items() if len(values) > 1}
     if skew:  # how far apart the ranks began each step, on the common clock
@@ -161,10 +161,6 @@ def build_summary(sources: Sequence[Source], *, top: int = DEFAULT_TOP) -> Trace
         device_time=[entry for source in sources for entry in source.device_time],
         device_time_stated=[entry for source in sources for entry in source.stated],
     )
-
-
-def _ns(us: float) -> int:
-    return int(round(us * 1000))
 
 
 def _region_row(name: str, count: int, total_ns: int, self_ns: int, step_ns: int) -> RegionRow:
