@@ -41,6 +41,8 @@ _LAZY = {
     "HostTimer": ".backends.base",
     "OpStat": ".backends.base",
     "Timer": ".backends.base",
+    "Comparison": ".analysis.compare",
+    "compare": ".analysis.compare",
     "BenchResult": ".tools.bench",
     "bench": ".tools.bench",
     "ModuleProfile": ".tools.modules",
@@ -53,6 +55,7 @@ _LAZY = {
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from npuprofile import backends
+    from npuprofile.analysis.compare import Comparison, compare
     from npuprofile.backends.base import Adapter, HostTimer, OpStat, Timer
     from npuprofile.backends.registry import BackendInfo, Registry
     from npuprofile.core.stats import RegionStats
@@ -85,6 +88,7 @@ __all__ = [
     "AllRanksSummary",
     "BackendInfo",
     "BenchResult",
+    "Comparison",
     "Config",
     "HostTimer",
     "ModuleProfile",
@@ -100,6 +104,7 @@ __all__ = [
     "Timer",
     "backends",
     "bench",
+    "compare",
     "current_region",
     "errors",
     "on_demand",

@@ -4,4 +4,4 @@ Each module defines ``NAME``, ``HELP``, ``add_arguments(parser)`` and
 ``run(args) -> int``.
 """
 
-COMMANDS = ("demo", "backends", "summarize", "report", "merge", "trigger", "analyse")
+COMMANDS = ("demo", "backends", "summarize", "report", "compare", "merge", "trigger", "analyse")
