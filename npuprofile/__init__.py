@@ -43,6 +43,8 @@ _LAZY = {
     "HostTimer": ".backends.base",
     "OpStat": ".backends.base",
     "Timer": ".backends.base",
+    "Comparison": ".analysis.compare",
+    "compare": ".analysis.compare",
     "BenchResult": ".tools.bench",
     "bench": ".tools.bench",
     "ModuleProfile": ".tools.modules",
@@ -55,6 +57,7 @@ _LAZY = {
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from npuprofile import backends
+    from npuprofile.analysis.compare import Comparison, compare
     from npuprofile.backends.base import Backend, HostTimer, OpStat, Timer, Trace
     from npuprofile.backends.registry import BackendInfo, Registry
     from npuprofile.core.stats import RegionStats
@@ -90,6 +93,7 @@ __all__ = [
     "Backend",
     "BackendInfo",
     "BenchResult",
+    "Comparison",
     "Config",
     "HostTimer",
     "ModuleProfile",
@@ -106,6 +110,7 @@ __all__ = [
     "Trace",
     "backends",
     "bench",
+    "compare",
     "current_region",
     "errors",
     "on_demand",

@@ -46,3 +46,12 @@ def real_traces_or_skip(subfolder: str = "") -> Path:
         pytest.skip(f"real traces not on this machine (looked in {looked}; set ${ENV} to a copy laid out as "
                     "tests/data/real/SOURCES.md lists)")
     return target
+
+
+def real_traces_root() -> Path | None:
+    """The folder of real traces, or None (for modules that decide at import whether to skip)."""
+    return real_traces()
+
+
+SKIP_REASON = (f"no real traces on this machine (looked in {', '.join(str(p) for p in candidates())}; "
+               f"set ${ENV} to a folder laid out as tests/data/real/SOURCES.md lists)")

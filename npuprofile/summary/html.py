@@ -11,12 +11,15 @@ import json
 import os
 from html import escape
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from npuprofile.sessions.files import atomic_write_text
 from npuprofile.summary.model import DEVICE, HOST, HOST_AND_DEVICE, SYNC, RunInfo, Summary
 from npuprofile.summary.svg import OTHER_COLOR, Bar, Column, Series, colors_for, hbar_chart, stacked_columns
 from npuprofile.summary.text import MISSING, format_bytes, format_ns, format_share
+
+if TYPE_CHECKING:
+    from npuprofile.analysis.compare import Comparison
 
 OUTSIDE = "outside regions"
 OTHER_REGIONS = "other regions"
@@ -55,14 +58,15 @@ svg.chart { display:block; margin:4px 0 0; }
 """
 
 
-def render_report(summary: Summary, title: str | None = None) -> str:
-    """The report page of ``summary`` as one HTML string."""
+def render_report(summary: Summary, title: str | None = None, comparison: Comparison | None = None) -> str:
+    """The report page of ``summary`` as one HTML string; with ``comparison``, a section comparing it to a base run."""
     run = summary.run
     title = title or _default_title(summary)
     colors = _region_colors(summary)
     body = [
         _cards(summary),
         _warnings(summary),
+        _comparison_section(comparison),
         _regions_section(summary, colors),
         _steps_section(summary, colors),
         _ops_section(summary, HOST),
@@ -94,10 +98,11 @@ def render_report(summary: Summary, title: str | None = None) -> str:
     ])
 
 
-def write_report(summary: Summary, path: str | os.PathLike[str], title: str | None = None) -> Path:
+def write_report(summary: Summary, path: str | os.PathLike[str], title: str | None = None,
+                 comparison: Comparison | None = None) -> Path:
     """Write the report atomically to ``path``; return the path."""
     target = Path(path)
-    atomic_write_text(target, render_report(summary, title))
+    atomic_write_text(target, render_report(summary, title, comparison))
     return target
 
 
@@ -147,6 +152,28 @@ def _warnings(summary: Summary) -> str:
     if not notes:
         return ""
     return '<section class="warn"><h2>Notes</h2>' + "".join(f"<p>{escape(n)}</p>" for n in notes) + "</section>"
+
+
+def _comparison_section(comparison: Comparison | None) -> str:
+    """Base and new side by side, row by row: means, change, interval and verdict, tested rows charted."""
+    if comparison is None:
+        return ""
+    from npuprofile.summary import comparison as render
+
+    counts = ", ".join(f"{n} {verdict}" for verdict, n in comparison.counts().items() if n) or "no rows"
+    colors = render.VERDICT_COLORS
+    table = _table(
+        ("kind", "name", "per", "base", "new", "change", "interval", "samples", "verdict"),
+        [(escape(r.kind), escape(render.row_label(r, 200)), escape(r.per or MISSING), format_ns(r.base),
+          format_ns(r.new), render.format_change(r.change), render.format_interval(r),
+          f"{r.base_samples}/{r.new_samples}",
+          f'<span style="color:{colors.get(r.verdict, "inherit")}" title="{escape(r.note)}">{escape(r.verdict)}'
+          "</span>") for r in comparison.rows],
+    )
+    return ('<section id="compare"><h2>Compared with the base run</h2>'
+            f'<p class="hint">Base: {escape(render.describe(comparison.base))}. This report: '
+            f'{escape(render.describe(comparison.new))}. {escape(render.method(comparison))}. {escape(counts)}.</p>'
+            + render.interval_chart(comparison.rows, comparison.threshold) + table + "</section>")
 
 
 def _regions_section(summary: Summary, colors: dict[str, str]) -> str:

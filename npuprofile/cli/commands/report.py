@@ -19,6 +19,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top", type=int, default=15, metavar="N", help="ops to chart per kind (default: 15)")
     parser.add_argument("--title", default=None, help="page title (default: from the run)")
     add_device_window(parser)
+    parser.add_argument("--compare", metavar="BASE", default=None,
+                        help="add a section comparing this run with BASE (a summary JSON, trace or directory)")
+    parser.add_argument("--threshold", default="5%", metavar="CHANGE",
+                        help="with --compare: smallest relative change that counts (default: 5%%)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
@@ -26,7 +30,15 @@ def run(args: argparse.Namespace) -> int:
     from npuprofile.cli.commands.summarize import check_top, read_summary
     from npuprofile.summary.html import write_report
 
-    summary = read_summary(args.trace, check_top(args.top), args.quiet, include_last_step=args.include_last_step)
-    path = write_report(summary, args.output, title=args.title)
+    top = check_top(args.top)
+    if args.compare is None:
+        summary = read_summary(args.trace, top, args.quiet, include_last_step=args.include_last_step)
+        path = write_report(summary, args.output, title=args.title)
+    else:
+        from npuprofile.analysis.compare import compare, top_ops
+
+        comparison = compare(args.compare, args.trace, threshold=args.threshold)
+        summary = top_ops(comparison.new.summary, top)  # compared on every op, charted on the top ones
+        path = write_report(summary, args.output, title=args.title, comparison=comparison)
     print(f"report: {path}")
     return 0

@@ -1,0 +1,44 @@
+"""``npuprofile compare``: what changed between two runs, row by row, with confidence intervals; a CI gate."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "compare"
+HELP = ("compare two runs (regions, ops, kernels, the step) with confidence intervals and a verdict per row; "
+        "exit 1 on a significant slowdown with --fail-on-regression")
+SOURCE_HELP = "a summary JSON npuprofile wrote, a .pt.trace.json[.gz] or trace_view.json file, or a directory of traces"
+EXIT_REGRESSION = 1
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("base", metavar="BASE", help=f"the run to compare against: {SOURCE_HELP}")
+    parser.add_argument("new", metavar="NEW", help="the run to judge (same forms as BASE)")
+    parser.add_argument("--json", action="store_true", help='print JSON: {"rows": [...], ...}')
+    parser.add_argument("--threshold", default="5%", metavar="CHANGE",
+                        help="smallest relative change that counts, as 5%% or 0.05 (default: 5%%)")
+    parser.add_argument("--confidence", default="95%", metavar="LEVEL",
+                        help="chance that no row is flagged when nothing changed, over all rows together "
+                             "(default: 95%%)")
+    parser.add_argument("--min-samples", type=int, default=None, metavar="N",
+                        help="samples (steps or calls) a row needs on each side to be tested (default: 5)")
+    parser.add_argument("--fail-on-regression", action="store_true",
+                        help="exit with status 1 when a row is significantly slower")
+    parser.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from npuprofile.analysis.compare import MIN_SAMPLES, compare
+    from npuprofile.sessions.files import atomic_write_text
+
+    result = compare(args.base, args.new, threshold=args.threshold, confidence=args.confidence,
+                     min_samples=MIN_SAMPLES if args.min_samples is None else args.min_samples)
+    text = (result.to_json() if args.json else result.text()) + "\n"
+    if args.output:
+        atomic_write_text(Path(args.output), text)
+        print(f"comparison: {args.output}")
+    else:
+        print(text, end="")
+    return EXIT_REGRESSION if args.fail_on_regression and result.regressions else 0
