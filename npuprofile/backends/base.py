@@ -26,7 +26,10 @@ if TYPE_CHECKING:
     from npuprofile.sessions.config import Config
     from npuprofile.sessions.files import TraceSink
 
-__all__ = ["ACTIVITY_KINDS", "Backend", "HostTimer", "MemoryHistory", "OpStat", "Timer", "Trace", "TraceLayout", "accepted_keywords"]
+__all__ = [
+    "ACTIVITY_KINDS", "Backend", "HostTimer", "MemoryHistory", "OpStat", "Timer", "Trace", "TraceLayout",
+    "accepted_keywords",
+]
 
 #: What ``activities=`` may name: host work and device work; each backend maps them to its profiler's own.
 ACTIVITY_KINDS = ("cpu", "device")

@@ -229,7 +229,9 @@ def parse_profiler_kwargs(value: Any, source: str) -> dict[str, Any] | None:
         try:
             value = json.loads(value)
         except ValueError as exc:
-            raise ConfigError(f"{source}={value!r} is not a JSON object ({exc}); allowed: e.g. '{{\"acc_events\": true}}'") from None
+            raise ConfigError(
+                f"{source}={value!r} is not a JSON object ({exc}); allowed: e.g. '{{\"acc_events\": true}}'"
+            ) from None
     if not isinstance(value, Mapping) or not all(isinstance(key, str) and key.isidentifier() for key in value):
         raise ConfigError(f"{source}={value!r} is not allowed; allowed: a dict of keyword names to values")
     return dict(value) or None

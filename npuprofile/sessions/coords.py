@@ -16,7 +16,7 @@ from typing import Any, Iterable, Mapping
 from npuprofile.errors import ConfigError
 
 __all__ = [
-    "MAX_COORDS", "MAX_VALUE", "Coords", "coords_dict", "format_coords", "parse_coords", "parse_stage",
+    "MAX_COORDS", "MAX_VALUE", "WRITTEN", "Coords", "coords_dict", "format_coords", "parse_coords", "parse_stage",
     "read_coords",
 ]
 
@@ -25,13 +25,17 @@ Coords = tuple[tuple[str, int], ...]
 
 MAX_COORDS = 8
 MAX_VALUE = 999_999
-_KEY = re.compile(r"^[a-z][a-z_]{0,11}$")
-_WRITTEN = re.compile(r"^[a-z][a-z_]{0,11}\d+(?:-[a-z][a-z_]{0,11}\d+)*$")
-_PAIR = re.compile(r"([a-z][a-z_]{0,11})(\d+)")
+# A key ends with a letter, so ``host_100`` (a host name and pid) never reads as one.
+_KEY_TEXT = r"[a-z](?:[a-z_]{0,10}[a-z])?"
+_KEY = re.compile(rf"^{_KEY_TEXT}$")
+#: The written form of coordinates (``tp0-dp1``), for file-name parsers.
+WRITTEN = rf"{_KEY_TEXT}\d+(?:-{_KEY_TEXT}\d+)*"
+_WRITTEN = re.compile(rf"^{WRITTEN}$")
+_PAIR = re.compile(rf"({_KEY_TEXT})(\d+)")
 _STAGE = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,31}$")
 _ALLOWED = (
     "a dict such as {'tp': 0, 'dp': 1} or the text 'tp=0,dp=1': up to 8 keys of 1-12 lower-case "
-    f"letters or '_', each a whole number 0-{MAX_VALUE}"
+    f"letters or '_' (starting and ending with a letter), each a whole number 0-{MAX_VALUE}"
 )
 
 

@@ -149,8 +149,8 @@ class Session:
             timer = backend.timer()
             push = pop = None
             if self.config.trace:
-                sink = self._sink = TraceSink(self.config.output_dir, self.file_stem, self.config.gzip,
-                                              defer=self.defer_finish)
+                self._sink = TraceSink(self.config.output_dir, self.file_stem, self.config.gzip,
+                                       defer=self.defer_finish)
                 trace = self._open_trace(self.config)
                 if trace is not None:
                     push, pop = trace.markers()
@@ -169,7 +169,8 @@ class Session:
         """Build and start a trace of ``config`` through this session's sink, labelled with this session's facts."""
         backend, sink = self.backend, self._sink
         assert backend is not None and sink is not None
-        trace = self._guard("create profiler", lambda: backend.open_trace(config, self.backend_options, sink))
+        trace: Trace | None = self._guard("create profiler",
+                                          lambda: backend.open_trace(config, self.backend_options, sink))
         if trace is None:
             return None
         trace.on_error = self._fail
@@ -299,25 +300,34 @@ class Session:
             ACTIVE.append(recorder)
         self._step_mark = recorder.mark()
 
-    def _restart_trace(self, config: _config.Config) -> bool:
-        """Between steps: end the running trace (its files are written) and go on with one built from ``config``.
+    def _end_trace(self) -> list[Path]:
+        """Between steps: stop the running trace (its files are written) and return the files it wrote.
 
-        The statistics go on unchanged; the next step's time starts after the
-        restart. Returns whether the new trace runs.
+        Statistics go on; :meth:`_begin_trace` starts the next trace.
         """
         recorder, trace = self._recorder, self._trace
         if recorder is None or recorder.closed or trace is None:
-            return False
+            return []
+        before = set(self.trace_paths)
         self._trace = None
+        recorder.push = recorder.pop = None
         self._guard("stop profiler", trace.stop)
         self._guard("collect traces", trace.collect)
         if self.defer_finish:
             self._deferred.append(trace)
+        return [path for path in self.trace_paths if path not in before]
+
+    def _begin_trace(self, config: _config.Config) -> bool:
+        """After :meth:`_end_trace`: go on with a trace built from ``config``; the next step's time starts now."""
+        recorder = self._recorder
+        if recorder is None or recorder.closed or self._trace is not None:
+            return False
         self.config = config
-        new = self._open_trace(config)
-        recorder.push, recorder.pop = new.markers() if new is not None else (None, None)
+        trace = self._open_trace(config)
+        if trace is not None:
+            recorder.push, recorder.pop = trace.markers()
         self._step_mark = recorder.mark()
-        return new is not None
+        return trace is not None
 
     def step(self) -> None:
         """Mark the end of one step: advances the profiler's schedule and the per-step statistics."""
@@ -576,7 +586,8 @@ def session(
     ``coords`` (``{"tp": 0, "dp": 1}``, ``NPUPROFILE_COORDS=tp=0,dp=1``) name this
     process's place in the job's parallel splits, in file names and summaries;
     ``activities`` (host work, device work, or both; see
-    :data:`~npuprofile.backends.base.ACTIVITY_KINDS`) chooses what the profiler records; ``memory_snapshot=True`` writes the device allocator's history as
+    :data:`~npuprofile.backends.base.ACTIVITY_KINDS`) chooses what the profiler
+    records; ``memory_snapshot=True`` writes the device allocator's history as
     ``<stem>.memory-snapshot.pickle``; ``profiler_kwargs`` passes extra keywords
     to the backend's profiler, checked against its signature here.
     """
