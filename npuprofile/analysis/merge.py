@@ -56,8 +56,8 @@ _PROCESS_META = frozenset(("process_name", "process_sort_index", "process_labels
 _STEM = re.compile(
     r"^(?P<run>[A-Za-z0-9][A-Za-z0-9_.-]*?)\.rank(?P<rank>\d+)"
     rf"(?:\.(?P<coords>{WRITTEN}))?"
-    r"(?:\.(?P<stage>[A-Za-z][A-Za-z0-9-]*))?"
-    r"(?:\.(?P<host>.+?)_(?P<pid>\d+)(?=\.|_\d+_\d+_ascend_pt|$))?(?:[._]|$)"
+    r"(?:(?:\.(?P<stage>[A-Za-z][A-Za-z0-9-]*))?\.(?P<host>.+?)_(?P<pid>\d+)(?=\.|_\d+_\d+_ascend_pt|$))?"
+    r"(?:[._]|$)"
 )
 _WRITE_BATCH = 1 << 20
 

@@ -490,34 +490,31 @@ class Controller:
         if activities is not None:
             options["activities"] = activities
         base = options.pop("run_id", None) or self.run_id
-        with self._lock:
-            if self.closed:
-                raise SessionError("the controller is closed; make a new Controller to capture again")
-            label = name or self._free_name()
-            if label in self._names:
-                raise ConfigError(f"name={label!r} was used by an earlier capture of this controller; allowed: a new name")
-        run_id = _capture_run_id(str(base), label)
-        config, backend, backend_options = prepare(**options, run_id=run_id)
-        selected = config.enabled and (config.ranks is None or self.rank in config.ranks)
-        with self._lock:
-            if self.closed:
-                raise SessionError("the controller is closed; make a new Controller to capture again")
-            if label in self._names:
-                raise ConfigError(f"name={label!r} was used by an earlier capture of this controller; allowed: a new name")
-            now = self._count
-            if start_step is not None and start_step < now:
-                raise ConfigError(f"start_step={start_step} has passed: the engine is at step {now - 1}; "
-                                  f"allowed: {now} or later")
-            if not queue:
-                self._refuse_if_busy()
-            begin = start_step if start_step is not None else now + delay
-            capture = Capture(label, run_id, count, chosen_stages, begin, budget, config, backend, backend_options,
-                              selected)
-            self._names.add(label)
-            self.captures.append(capture)
-            if selected:
-                self._inbox.append(capture)
-                self._wake = min(self._wake, begin)
+        label = self._reserve(name)
+        try:
+            run_id = _capture_run_id(str(base), label)
+            config, backend, backend_options = prepare(**options, run_id=run_id)
+            selected = config.enabled and (config.ranks is None or self.rank in config.ranks)
+            with self._lock:
+                if self.closed:
+                    raise SessionError("the controller is closed; make a new Controller to capture again")
+                now = self._count
+                if start_step is not None and start_step < now:
+                    raise ConfigError(f"start_step={start_step} has passed: the engine is at step {now - 1}; "
+                                      f"allowed: {now} or later")
+                if not queue:
+                    self._refuse_if_busy()
+                begin = start_step if start_step is not None else now + delay
+                capture = Capture(label, run_id, count, chosen_stages, begin, budget, config, backend,
+                                  backend_options, selected)
+                self.captures.append(capture)
+                if selected:
+                    self._inbox.append(capture)
+                    self._wake = min(self._wake, begin)
+        except BaseException:
+            with self._lock:
+                self._names.discard(label)
+            raise
         if not selected:
             capture._begin()
             capture._end()
@@ -696,11 +693,20 @@ class Controller:
                     f" stage {session.stage!r}" if session.stage else "", len(summary.steps) if summary else 0,
                     len(files))
 
-    def _free_name(self) -> str:
-        number = len(self.captures) + 1
-        while f"c{number}" in self._names:
-            number += 1
-        return f"c{number}"
+    def _reserve(self, name: str | None) -> str:
+        """Take ``name``, or the next free ``c<n>``, for a new capture (names are unique per controller)."""
+        with self._lock:
+            if self.closed:
+                raise SessionError("the controller is closed; make a new Controller to capture again")
+            if name is None:
+                number = len(self.captures) + 1
+                while f"c{number}" in self._names:
+                    number += 1
+                name = f"c{number}"
+            elif name in self._names:
+                raise ConfigError(f"name={name!r} was used by an earlier capture of this controller; allowed: a new name")
+            self._names.add(name)
+            return name
 
     def _note_once(self, key: str, message: str, *args: Any) -> None:
         if key not in self._noted:
