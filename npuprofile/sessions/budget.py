@@ -39,8 +39,9 @@ class Probe:
     """What one recorded step costs on disk, in bytes.
 
     ``fixed`` is what every trace file holds whatever its length (header,
-    process and thread names); ``step`` is one step with the options it was
-    recorded with, and ``option_bytes`` the part of ``step`` each option added.
+    process and thread names, the frames around the loop); ``step`` is one
+    step with the options it was recorded with, and ``option_bytes`` the part
+    of ``step`` each option added (``fixed_option_bytes``: of ``fixed``).
     ``ratio`` is on-disk bytes per written byte (below 1 for gzip).
     """
 
@@ -50,10 +51,15 @@ class Probe:
     option_bytes: dict[str, float]
     ratio: float = 1.0
     readable: bool = True
+    fixed_option_bytes: dict[str, float] = dataclasses.field(default_factory=dict)
 
     def step_without(self, dropped: Iterable[str]) -> float:
         """Bytes of one step once the options ``dropped`` are off."""
         return max(0.0, self.step - sum(self.option_bytes.get(name, 0.0) for name in dropped))
+
+    def fixed_without(self, dropped: Iterable[str]) -> float:
+        """Bytes of a trace's fixed part once the options ``dropped`` are off."""
+        return max(0.0, self.fixed - sum(self.fixed_option_bytes.get(name, 0.0) for name in dropped))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,12 +102,17 @@ def measure(paths: Sequence[Path], compress: bool) -> Probe:
     header = {key: value for key, value in document.items() if key != "traceEvents"} if isinstance(document, dict) else {}
     fixed = len(orjson.dumps(header))
     total = fixed
-    stack = memory = shapes = 0
+    stack = memory = shapes = fixed_stack = 0
+    begin = _step_start(events)
     for event in events:
         size = len(orjson.dumps(event)) + 1
         total += size
-        if not isinstance(event, dict) or event.get("ph") == "M":
+        # metadata, and what began before the step (the frames around the loop, the profiler's own range),
+        # come once per trace, whatever its length
+        if not isinstance(event, dict) or event.get("ph") == "M" or _before(event, begin):
             fixed += size
+            if isinstance(event, dict) and event.get("cat") == "python_function":
+                fixed_stack += size
             continue
         category = event.get("cat")
         if category == "python_function":
@@ -120,7 +131,7 @@ def measure(paths: Sequence[Path], compress: bool) -> Probe:
     return Probe(
         on_disk=on_disk, fixed=fixed * scale, step=(total - fixed) * scale,
         option_bytes={"with_stack": stack * scale, "profile_memory": memory * scale, "record_shapes": shapes * scale},
-        ratio=ratio,
+        ratio=ratio, fixed_option_bytes={"with_stack": fixed_stack * scale},
     )
 
 
@@ -139,7 +150,7 @@ def decide(probe: Probe, enabled: Iterable[str], steps_left: int, budget_mb: flo
     def estimate(steps: int) -> float:
         if steps <= 0:
             return 0.0
-        return probe.ratio * (probe.fixed + steps * probe.step_without(dropped))
+        return probe.ratio * (probe.fixed_without(dropped) + steps * probe.step_without(dropped))
 
     for name in [None, *on]:
         if name is not None:
@@ -147,9 +158,29 @@ def decide(probe: Probe, enabled: Iterable[str], steps_left: int, budget_mb: flo
         if estimate(steps_left) <= room:
             return Decision(tuple(dropped), steps_left, int(probe.on_disk + estimate(steps_left)))
     per_step = probe.ratio * probe.step_without(dropped)
-    fits = math.floor((room - probe.ratio * probe.fixed) / per_step) if per_step > 0 else steps_left
+    fits = math.floor((room - probe.ratio * probe.fixed_without(dropped)) / per_step) if per_step > 0 else steps_left
     steps = max(0, min(steps_left, fits))
     return Decision((*dropped, "steps"), steps, int(probe.on_disk + estimate(steps)))
+
+
+def _step_start(events: Sequence[Any]) -> float | None:
+    starts = [event.get("ts") for event in events
+              if isinstance(event, dict) and str(event.get("name", "")).startswith("ProfilerStep#")]
+    numbers = [float(ts) for ts in starts if isinstance(ts, (int, float, str)) and _number(ts)]
+    return min(numbers) if numbers else None
+
+
+def _number(value: Any) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _before(event: dict[str, Any], begin: float | None) -> bool:
+    ts = event.get("ts")
+    return begin is not None and _number(ts) and float(ts) < begin
 
 
 def _size(path: Path) -> int:
