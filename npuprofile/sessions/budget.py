@@ -164,23 +164,23 @@ def decide(probe: Probe, enabled: Iterable[str], steps_left: int, budget_mb: flo
 
 
 def _step_start(events: Sequence[Any]) -> float | None:
-    starts = [event.get("ts") for event in events
+    starts = [_time(event) for event in events
               if isinstance(event, dict) and str(event.get("name", "")).startswith("ProfilerStep#")]
-    numbers = [float(ts) for ts in starts if isinstance(ts, (int, float, str)) and _number(ts)]
+    numbers = [ts for ts in starts if ts is not None]
     return min(numbers) if numbers else None
 
 
-def _number(value: Any) -> bool:
+def _time(event: dict[str, Any]) -> float | None:
+    """An event's start (``ts`` may be a number or, in torch_npu's traces, a string), or ``None``."""
     try:
-        float(value)
-    except (TypeError, ValueError):
-        return False
-    return True
+        return float(event["ts"])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _before(event: dict[str, Any], begin: float | None) -> bool:
-    ts = event.get("ts")
-    return begin is not None and _number(ts) and float(ts) < begin
+    ts = _time(event) if begin is not None else None
+    return ts is not None and begin is not None and ts < begin
 
 
 def _size(path: Path) -> int:

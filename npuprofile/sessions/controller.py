@@ -31,17 +31,18 @@ import queue
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from npuprofile.backends.base import Backend
+from npuprofile.backends.base import Backend, OpStat
 from npuprofile.errors import ConfigError, NpuProfileError, SessionError
 from npuprofile.sessions import budget as _budget
 from npuprofile.sessions import config as _config
 from npuprofile.sessions import lifecycle as _lifecycle
 from npuprofile.sessions.coords import parse_stage
 from npuprofile.sessions.distributed import default_run_id, rank_and_world_size
-from npuprofile.sessions.session import Session, prepare
-from npuprofile.summary.model import Summary
+from npuprofile.sessions.session import TOP_OPS, Session, prepare
+from npuprofile.sessions.trace_ops import read_ops
+from npuprofile.summary.model import OpRow, Summary
 
 __all__ = ["Capture", "Controller"]
 
@@ -226,11 +227,21 @@ class Capture:
 
 
 class _CaptureSession(Session):
-    """A session recording one stage of a capture: flushed by its controller, finished on the worker."""
+    """A session recording one stage of a capture: flushed by its controller, finished on the worker.
+
+    Its op table is read from the exported traces by a child process
+    (:func:`~npuprofile.sessions.trace_ops.read_ops`), never in this process.
+    """
 
     flush_on_exit = False
     defer_finish = True
     summary_ops = True
+
+    def _op_table(self) -> Sequence[OpStat | OpRow]:
+        if self._ops is None and self.state == "stopped":
+            files = [p for p in self.trace_paths if p.is_file() and p.name.endswith((".json", ".json.gz"))]
+            self._ops = self._guard("read op table", lambda: read_ops(files, TOP_OPS)) or []
+        return self._ops or []
 
 
 class _Worker:

@@ -15,7 +15,7 @@ import threading
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
 
 from npuprofile.backends.base import Backend, MemoryHistory, OpStat, Trace
 from npuprofile.backends.registry import backends
@@ -28,7 +28,7 @@ from npuprofile.sessions import config as _config
 from npuprofile.sessions.coords import coords_dict
 from npuprofile.sessions.distributed import default_run_id, rank_and_world_size
 from npuprofile.sessions.files import TraceSink, atomic_write, atomic_write_text, default_stem
-from npuprofile.summary.model import StepStat, Summary
+from npuprofile.summary.model import OpRow, StepStat, Summary
 
 logger = logging.getLogger("npuprofile")
 
@@ -80,7 +80,7 @@ class Session:
         self._step_mark: Any = None
         self._step = 0
         self._discard_below = 0
-        self._ops: list[OpStat] | None = None
+        self._ops: Sequence[OpStat | OpRow] | None = None
         self._memory: MemoryHistory | None = None
         self._memory_state: Any = None
         self._deferred: list[Trace] = []  # traces ended by a restart, still to finish
@@ -396,7 +396,7 @@ class Session:
             ops = [op for op in self._op_table() if op.name not in names] if with_ops else []
             return Summary.from_stats(regions, ops, list(self._steps), self.metadata())
 
-    def _op_table(self) -> list[OpStat]:
+    def _op_table(self) -> Sequence[OpStat | OpRow]:
         """Top ops of a stopped tracing session, read from the profiler once, on first request."""
         trace = self._trace
         if self._ops is None and self.state == "stopped" and trace is not None:
