@@ -53,6 +53,8 @@ _LAZY = {
     "Straggler": ".sessions.gather",
     "OnDemand": ".sessions.on_demand",
     "on_demand": ".sessions.on_demand",
+    "Controller": ".sessions.controller",
+    "Capture": ".sessions.controller",
 }
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
@@ -62,6 +64,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from npuprofile.backends.registry import BackendInfo, Registry
     from npuprofile.core.stats import RegionStats
     from npuprofile.sessions.config import Config, Schedule, schedule
+    from npuprofile.sessions.controller import Capture, Controller
     from npuprofile.sessions.gather import AllRanksSummary, Straggler
     from npuprofile.sessions.on_demand import OnDemand, on_demand
     from npuprofile.sessions.session import Session, session
@@ -94,7 +97,9 @@ __all__ = [
     "BackendInfo",
     "BenchResult",
     "Comparison",
+    "Capture",
     "Config",
+    "Controller",
     "HostTimer",
     "ModuleProfile",
     "OnDemand",

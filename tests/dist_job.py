@@ -9,6 +9,9 @@ MASTER_ADDR and MASTER_PORT set. Scenarios:
   ``os._exit`` after DIE_AFTER steps.
 - ``on_demand``: an armed loop (``npuprofile.on_demand``) that runs until the
   file ``OUTPUT_DIR/stop`` appears or MAX_STEPS steps have run.
+- ``controller``: each rank has coordinates ``tp=<rank>, dp=0`` and a
+  ``npuprofile.Controller``; one capture of 3 steps from engine step 2, then a
+  session whose ``summary(all_ranks=True)`` rank 0 saves.
 """
 
 from __future__ import annotations
@@ -79,6 +82,23 @@ def main() -> None:
                 break
         armed.close()
         (out / f"done.rank{rank}.json").write_text(json.dumps({"captures": armed.captures}))
+    elif scenario == "controller":
+        coords = {"tp": rank, "dp": 0}
+        controller = npp.Controller(output_dir=out, coords=coords)
+        capture = controller.request(steps=3, start_step=2)
+        for _ in range(7):
+            controller.step()
+            work(rank, slow_rank)
+        files = capture.wait(60)
+        controller.close()
+        (out / f"capture.rank{rank}.json").write_text(json.dumps({"run_id": capture.run_id, "files": files}))
+        with npp.session(output_dir=out / "session", coords=coords) as s:
+            for _ in s.steps(range(2)):
+                work(rank, slow_rank)
+        gathered = s.summary(all_ranks=True)
+        if rank == 0:
+            gathered.to_json(out / "all_ranks.json")
+            (out / "all_ranks.txt").write_text(gathered.rank_table())
     else:
         raise SystemExit(f"unknown scenario {scenario!r}")
     dist.destroy_process_group()

@@ -1,7 +1,8 @@
 """Merge the per-rank Chrome traces of one run into one trace, streaming.
 
-Each rank gets one process lane (``pid`` = the rank, named ``rank N`` and
-sorted by rank). The pseudo-processes torch adds (``Spans``, ``Traces``) fold
+Each rank gets one process lane (``pid`` = the rank, named ``rank N`` plus its
+coordinates such as ``tp0-dp1``, and sorted by rank, or by the coordinates
+named in ``group_by`` first). The pseudo-processes torch adds (``Spans``, ``Traces``) fold
 into the rank's lane; other real processes of a rank (a device lane, the many
 lanes of a torch_npu ``trace_view.json``) become lanes named ``rank N: <name>``
 sorted just below it. Flow and async ids are made unique per rank so arrows
@@ -40,6 +41,7 @@ from npuprofile.analysis.events import TraceFile
 from npuprofile.analysis.layouts import TraceRules, trace_rules
 from npuprofile.analysis.locate import lfs_pointer, rank_from_files
 from npuprofile.errors import TraceError
+from npuprofile.sessions.coords import WRITTEN, format_coords, read_coords
 from npuprofile.sessions.files import atomic_write
 
 logger = logging.getLogger("npuprofile")
@@ -53,7 +55,12 @@ SUBLANE_PID_BASE = 1_000_000_000
 RUN_PID_STRIDE = 1_000_000
 _ID_PHASES = frozenset("stfbenSTFNOD")
 _PROCESS_META = frozenset(("process_name", "process_sort_index", "process_labels"))
-_STEM = re.compile(r"^(?P<run>[A-Za-z0-9][A-Za-z0-9_.-]*?)\.rank(?P<rank>\d+)(?:\.(?P<host>.+?)_(?P<pid>\d+))?(?:[._]|$)")
+_STEM = re.compile(
+    r"^(?P<run>[A-Za-z0-9][A-Za-z0-9_.-]*?)\.rank(?P<rank>\d+)"
+    rf"(?:\.(?P<coords>{WRITTEN}))?"
+    r"(?:(?:\.(?P<stage>[A-Za-z][A-Za-z0-9-]*))?\.(?P<host>.+?)_(?P<pid>\d+)(?=\.|_\d+_\d+_ascend_pt|$))?"
+    r"(?:[._]|$)"
+)
 _WRITE_BATCH = 1 << 20
 
 Progress = Callable[[int, int], None]
@@ -76,6 +83,10 @@ class RankTrace:
     fingerprint: tuple[Any, ...] = ()
     #: Tells apart the processes (or copies) of one (run, rank) pair when mixed runs are allowed.
     copy: int = 0
+    #: The writer's coordinates (``{"tp": 0, "dp": 1}``), from the trace's ``npuprofile`` header or its name.
+    coords: dict[str, int] = dataclasses.field(default_factory=dict)
+    #: The engine stage the trace recorded, if it says.
+    stage: str | None = None
 
     @property
     def run_key(self) -> str:
@@ -100,24 +111,33 @@ def identify(path: str | os.PathLike[str], rules: TraceRules | None = None) -> R
     """Read which run and rank wrote ``path``: from its name, else its ``distributedInfo``, else a
     rank file beside it that a backend's layout names (such as ``profiler_info_<rank>.json``).
 
-    npuprofile names files ``<run_id>.rank<R>.<host>_<pid>...``; for a trace
-    nested in a backend's output folder, an enclosing directory may carry the
-    name. Reads only the start of the file, unless the clock base is stored
-    after the events.
+    npuprofile names files ``<run_id>.rank<R>[.<coords>][.<stage>].<host>_<pid>...``;
+    for a trace nested in a backend's output folder, an enclosing directory may
+    carry the name. Coordinates and stage come from the trace's own
+    ``npuprofile`` header when it has one. Reads only the start of the file,
+    unless the clock base is stored after the events.
     """
     path = Path(path)
     pointer = lfs_pointer(path)
     if pointer:
         raise TraceError(pointer)
     trace = TraceFile(path)
-    run_id = rank = pid = None
+    run_id = rank = pid = stage = None
+    coords: dict[str, int] = {}
     for part in (path.name, *(p.name for p in list(path.parents)[:3])):
         match = _STEM.match(part)
         if match:
             run_id, rank = match["run"], int(match["rank"])
             pid = int(match["pid"]) if match["pid"] else None
+            coords = read_coords(match["coords"]) or {} if match["coords"] else {}
+            stage = match["stage"]
             break
     metadata, first = _head(trace)
+    own = metadata.get("npuprofile")
+    if isinstance(own, dict):
+        if isinstance(own.get("coords"), dict):
+            coords = {str(k): v for k, v in own["coords"].items() if isinstance(v, int) and not isinstance(v, bool)}
+        stage = own.get("stage") if isinstance(own.get("stage"), str) else stage
     if trace.layout == "torch" and "baseTimeNanoseconds" not in metadata:
         metadata = trace.read_metadata()  # stored after the events: one extra pass, no events kept
     info = metadata.get("distributedInfo")
@@ -142,7 +162,7 @@ def identify(path: str | os.PathLike[str], rules: TraceRules | None = None) -> R
         process = None
     fingerprint = (trace.size, base_ns, orjson.dumps(first, option=orjson.OPT_SORT_KEYS) if first else b"")
     return RankTrace(path, run_id, rank, pid, base_ns, trace.size, world if _whole(world) else None, process,
-                     fingerprint)
+                     fingerprint, coords=coords, stage=stage)
 
 
 def _whole(value: Any) -> bool:
@@ -169,6 +189,7 @@ def merge_traces(
     allow_mixed_runs: bool = False,
     align: str = "clock",
     progress: Progress | None = None,
+    group_by: Sequence[str] = (),
 ) -> MergeResult:
     """Merge per-rank traces into ``output`` (gzip-compressed when it ends in ``.gz``).
 
@@ -176,11 +197,14 @@ def merge_traces(
     unless ``allow_mixed_runs`` (then each run's ranks get their own lanes); so
     are files whose ``distributedInfo`` states different world sizes, and two
     files of the same rank of one run.
+    ``group_by`` names coordinates (``("tp", "dp")``) that order the lanes and
+    head their labels (``tp0-dp1 | rank 3 pp0``); every file must have them.
     ``progress(bytes_done, bytes_total)`` is called as input is read. The output
     appears atomically: a reader never sees a half-written merge.
     """
     if align not in ALIGN_MODES:
         raise TraceError(f"align={align!r} is not allowed; allowed: {', '.join(ALIGN_MODES)}")
+    group_by = tuple(group_by)
     rules = trace_rules()
     files = [identify(p, rules) for p in dict.fromkeys(Path(p) for p in paths)]
     if not files:
@@ -192,12 +216,18 @@ def merge_traces(
     runs = sorted({f.run_key for f in files})
     if not allow_mixed_runs:
         _refuse_mixed(files, runs)
-    files.sort(key=lambda f: (f.run_key, f.rank, str(f.path)))
+    for trace in files:
+        missing = [key for key in group_by if key not in trace.coords]
+        if missing:
+            have = format_coords(tuple(trace.coords.items())) or "none"
+            raise TraceError(f"group_by {list(group_by)}: {trace.path} has no coordinate {missing[0]!r} "
+                             f"(its coordinates: {have}); write it with coords=... or group by others")
+    files.sort(key=lambda f: (f.run_key, tuple(f.coords[key] for key in group_by), f.rank, str(f.path)))
     _number_copies(files)
     bases = [f.base_ns if f.base_ns is not None else 0 for f in files]
     reference = min(bases) if align == "clock" else None
     out = Path(output)
-    writer = _Writer(files, runs, reference, progress)
+    writer = _Writer(files, runs, reference, progress, group_by)
 
     def write(tmp: Path) -> None:
         handle: BinaryIO
@@ -262,10 +292,12 @@ def _number_copies(files: Sequence[RankTrace]) -> None:
 class _Lanes:
     """The output lanes of one rank: its own (``pid`` = rank) and any extra process of it."""
 
-    def __init__(self, run_index: int, trace: RankTrace, lane_index: int, lanes_total: int, label: str) -> None:
+    def __init__(self, run_index: int, trace: RankTrace, lane_index: int, lanes_total: int, label: str,
+                 position: int) -> None:
         self.host_pid = run_index * RUN_PID_STRIDE + trace.rank
-        self.sort_base = run_index * RUN_PID_STRIDE + trace.rank * 1000
+        self.sort_base = run_index * RUN_PID_STRIDE + position * 1000
         self.label = label
+        self.coords = dict(trace.coords)
         self.lane_index = lane_index
         self.lanes_total = lanes_total
         self.known: dict[Any, int] = {}
@@ -277,8 +309,9 @@ class _Writer:
     """Streams every input's events, rewritten, into one output file."""
 
     def __init__(self, files: Sequence[RankTrace], runs: Sequence[str], reference: int | None,
-                 progress: Progress | None) -> None:
+                 progress: Progress | None, group_by: Sequence[str] = ()) -> None:
         self.files = files
+        self.group_by = tuple(group_by)
         self.runs = list(runs)
         self.reference = reference
         self.progress = progress
@@ -288,6 +321,9 @@ class _Writer:
         self._next_sublane = SUBLANE_PID_BASE
         keys = sorted({(f.run_key, f.rank, f.copy) for f in files})
         self._lane_index = {key: i for i, key in enumerate(keys)}
+        # lanes appear in the order of the (sorted) files: by coordinates of group_by, then rank
+        order = list(dict.fromkeys((f.run_key, f.rank, f.copy) for f in files))
+        self._position = {key: order.index(key) if self.group_by else key[1] for key in keys}
         self._lanes: dict[tuple[str, int, int], _Lanes] = {}
         self._file_meta: list[dict[str, Any]] = []
 
@@ -323,7 +359,7 @@ class _Writer:
             "reference_ns": self.reference,
             "lanes": [
                 {"run_id": key[0] if key[0] != "?" else None, "rank": key[1], "pid": lanes.host_pid,
-                 "name": lanes.label}
+                 "name": lanes.label, "coords": lanes.coords}
                 for key, lanes in sorted(self._lanes.items())
             ],
             "files": self._file_meta,
@@ -335,11 +371,21 @@ class _Writer:
         lanes = self._lanes.get(key)
         if lanes is None:
             run_index = self.runs.index(trace.run_key) + trace.copy * len(self.runs)
-            label = f"{trace.run_key} rank {trace.rank}" if len(self.runs) > 1 else f"rank {trace.rank}"
+            label = self._label(trace)
             if trace.copy:
                 label += f" (copy {trace.copy + 1})"
-            lanes = self._lanes[key] = _Lanes(run_index, trace, self._lane_index[key], len(self._lane_index), label)
+            lanes = self._lanes[key] = _Lanes(run_index, trace, self._lane_index[key], len(self._lane_index), label,
+                                              self._position[key])
         return lanes
+
+    def _label(self, trace: RankTrace) -> str:
+        """``rank 3 tp0-dp1-pp0``; with ``group_by=("tp", "dp")``: ``tp0-dp1 | rank 3 pp0``."""
+        label = f"{trace.run_key} rank {trace.rank}" if len(self.runs) > 1 else f"rank {trace.rank}"
+        grouped = tuple((key, trace.coords[key]) for key in self.group_by)
+        rest = tuple((key, value) for key, value in trace.coords.items() if key not in self.group_by)
+        if rest:
+            label += f" {format_coords(rest)}"
+        return f"{format_coords(grouped)} | {label}" if grouped else label
 
     def _events(self, trace: RankTrace, done_before: int) -> Iterator[dict[str, Any]]:
         lanes = self._lanes_for(trace)

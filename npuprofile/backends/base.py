@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import inspect
 import time
 import warnings
 from pathlib import Path
@@ -25,7 +26,33 @@ if TYPE_CHECKING:
     from npuprofile.sessions.config import Config
     from npuprofile.sessions.files import TraceSink
 
-__all__ = ["Backend", "HostTimer", "OpStat", "Timer", "Trace", "TraceLayout"]
+__all__ = [
+    "ACTIVITY_KINDS", "Backend", "HostTimer", "MemoryHistory", "OpStat", "Timer", "Trace", "TraceLayout",
+    "accepted_keywords",
+]
+
+#: What ``activities=`` may name: host work and device work; each backend maps them to its profiler's own.
+ACTIVITY_KINDS = ("cpu", "device")
+
+#: Profiler keywords npuprofile sets from its own options, and the option to use instead.
+MANAGED_KEYWORDS: dict[str, str] = {
+    "activities": "activities=",
+    "schedule": "schedule= (or a Controller's step windows)",
+    "on_trace_ready": "output_dir= (npuprofile writes the traces)",
+    "record_shapes": "record_shapes=",
+    "profile_memory": "profile_memory=",
+    "with_stack": "with_stack=",
+    "with_flops": "with_flops=",
+    "with_modules": "with_modules=",
+}
+
+
+def accepted_keywords(callable_: Any) -> frozenset[str] | None:
+    """Keyword names a callable accepts (``None`` when it takes ``**kwargs``)."""
+    params = inspect.signature(callable_).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    return frozenset(p.name for p in params if p.kind is not inspect.Parameter.POSITIONAL_ONLY and p.name != "self")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,6 +143,28 @@ class TraceLayout:
     table_reader: str | None = None
 
 
+class MemoryHistory(abc.ABC):
+    """A device allocator's history of allocations and frees, recorded for one session.
+
+    The session calls :meth:`start` once its profiler runs, :meth:`snapshot` at
+    its end (on the thread that ran the work) and :meth:`stop` after that; the
+    snapshot is pickled into ``<stem>.memory-snapshot.pickle`` (readable by
+    PyTorch's memory viewer).
+    """
+
+    @abc.abstractmethod
+    def start(self) -> None:
+        """Begin recording the allocator's history."""
+
+    @abc.abstractmethod
+    def snapshot(self) -> Any:
+        """The allocator's state and recorded history now (a picklable object)."""
+
+    @abc.abstractmethod
+    def stop(self) -> None:
+        """Stop recording (the history kept so far is released)."""
+
+
 class Trace(abc.ABC):
     """One session's profiler, from :meth:`start` to :meth:`collect`.
 
@@ -134,6 +183,8 @@ class Trace(abc.ABC):
     #: trace-ready handler) are reported, as ``on_error(action, exception)``;
     #: the session sets it. ``None`` lets them propagate.
     on_error: Callable[[str, BaseException], None] | None = None
+    #: Whether :meth:`pause` and :meth:`resume` can stop and restart recording without ending the trace.
+    can_pause: bool = False
 
     @abc.abstractmethod
     def start(self) -> None:
@@ -166,6 +217,25 @@ class Trace(abc.ABC):
     def op_table(self, limit: int) -> list[OpStat]:
         """Top operators by self time, after :meth:`stop`, when the profiler can tell (default: none)."""
         return []
+
+    def pause(self) -> None:
+        """Stop recording events until :meth:`resume`; the trace goes on (only when :attr:`can_pause`)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot pause")
+
+    def resume(self) -> None:
+        """Record events again after :meth:`pause`."""
+        raise NotImplementedError(f"{type(self).__name__} cannot pause")
+
+    def label(self, facts: Mapping[str, Any]) -> None:
+        """While running: write ``facts`` (run id, rank, coordinates, stage) into the trace file, if its format allows."""
+
+    def finish(self) -> None:
+        """After :meth:`stop`: the slow work on what was written (compression, analysis), which may run on another thread.
+
+        What a trace defers here depends on its sink (:attr:`TraceSink.defer
+        <npuprofile.sessions.files.TraceSink.defer>`); without deferral the
+        work was done at :meth:`stop` and this does nothing.
+        """
 
     def callback(self, action: str, function: Callable[[Any], None]) -> Callable[[Any], None]:
         """Wrap a callback the profiler runs on its own, so that its failure goes to :attr:`on_error`."""
@@ -206,6 +276,8 @@ class Backend(abc.ABC):
     options_class: ClassVar[type[Any] | None] = None
     #: What to install when this backend is unavailable (the registry entry's hint replaces it).
     install_hint: str = ""
+    #: What this backend's profiler can record, among ``"cpu"`` and ``"device"`` (``activities=``).
+    activity_kinds: ClassVar[tuple[str, ...]] = ("cpu",)
 
     # -- availability ---------------------------------------------------------------
     @abc.abstractmethod
@@ -255,6 +327,42 @@ class Backend(abc.ABC):
         Raise :class:`~npuprofile.errors.ConfigError` for a combination this
         backend cannot honour (the default accepts everything).
         """
+
+    def check(self, config: "Config", options: Any) -> None:
+        """Everything session creation checks: ``activities`` and ``profiler_kwargs`` here, then :meth:`validate`."""
+        if config.activities is not None:
+            missing = [kind for kind in config.activities if kind not in self.activity_kinds]
+            if missing:
+                raise ConfigError(
+                    f"activities={config.activities!r}: the {self.name!r} backend cannot record {missing}; "
+                    f"allowed: a non-empty selection of {self.activity_kinds!r}"
+                )
+        if config.profiler_kwargs:
+            self._check_profiler_kwargs(config.profiler_kwargs)
+        self.validate(config, options)
+
+    def profiler_keywords(self) -> frozenset[str] | None:
+        """Keywords of this backend's profiler that ``profiler_kwargs`` may set (``None``: any; default: none)."""
+        return frozenset()
+
+    def _check_profiler_kwargs(self, given: Mapping[str, Any]) -> None:
+        allowed = self.profiler_keywords()
+        managed = sorted(key for key in given if key in MANAGED_KEYWORDS)
+        unknown = sorted(key for key in given if key not in MANAGED_KEYWORDS and allowed is not None
+                         and key not in allowed)
+        if not managed and not unknown:
+            return
+        listed = ", ".join(sorted(allowed)) if allowed else "none"
+        parts = []
+        if unknown:
+            parts.append(f"{unknown} not accepted by the {self.name!r} backend's profiler")
+        if managed:
+            parts.append(f"{managed} set by npuprofile (use {', '.join(MANAGED_KEYWORDS[k] for k in managed)})")
+        raise ConfigError(f"profiler_kwargs: {'; '.join(parts)}; allowed: {listed}")
+
+    def memory_history(self) -> MemoryHistory | None:
+        """The allocator history ``memory_snapshot=True`` records, or ``None`` when this device keeps none."""
+        return None
 
     def options_to_dict(self, options: Any) -> dict[str, Any]:
         """JSON-ready view of parsed options, for summaries and reports."""

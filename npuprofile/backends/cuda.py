@@ -11,9 +11,10 @@ import dataclasses
 import warnings
 from typing import Any
 
-from npuprofile.backends.base import Timer, TraceLayout
+from npuprofile.backends.base import MemoryHistory, Timer, TraceLayout
 from npuprofile.backends.events import EventTimer
 from npuprofile.backends.markers import Pop, Push, range_markers
+from npuprofile.backends.memory import AllocatorHistory
 from npuprofile.backends.options import normalize_options
 from npuprofile.backends.torch_profiler import TorchProfilerBackend
 from npuprofile.core.env import env_name
@@ -72,10 +73,17 @@ class CudaBackend(TorchProfilerBackend):
             out["device"] = torch.cuda.get_device_name()
         return out
 
-    def activities(self) -> list[Any]:
+    activity_kinds = ("cpu", "device")
+
+    def activity_map(self) -> dict[str, list[Any]]:
         import torch.profiler
 
-        return [torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]
+        return {"cpu": [torch.profiler.ProfilerActivity.CPU], "device": [torch.profiler.ProfilerActivity.CUDA]}
+
+    def memory_history(self) -> MemoryHistory:
+        import torch.cuda.memory
+
+        return AllocatorHistory(torch.cuda.memory)
 
     def markers(self, options: CudaOptions) -> tuple[Push, Pop]:
         if not options.nvtx:

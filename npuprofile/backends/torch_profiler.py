@@ -7,10 +7,11 @@ session's ``torch.profiler.profile``, writing Chrome traces through the sink.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Sequence
 
-from npuprofile.backends.base import Backend, OpStat, Trace
+from npuprofile.backends.base import MANAGED_KEYWORDS, Backend, OpStat, Trace, accepted_keywords
 from npuprofile.backends.markers import Pop, Push, range_markers
 
 if TYPE_CHECKING:
@@ -21,14 +22,24 @@ __all__ = ["TorchProfilerBackend", "TorchProfilerTrace"]
 
 
 class TorchProfilerTrace(Trace):
-    """One session's ``torch.profiler.profile``: each trace it hands over is exported through the sink."""
+    """One session's ``torch.profiler.profile``: each trace it hands over is exported through the sink.
 
-    def __init__(self, sink: "TraceSink", suffix: str, markers: tuple[Push, Pop]) -> None:
+    It pauses with ``toggle_collection_dynamic`` and labels its files through
+    ``add_metadata_json`` (a top-level ``"npuprofile"`` key in the Chrome trace).
+    """
+
+    can_pause = True
+
+    def __init__(self, sink: "TraceSink", suffix: str, markers: tuple[Push, Pop],
+                 activities: Sequence[Any] = ()) -> None:
         self.sink = sink
         self.suffix = suffix
         self._push, self._pop = markers
+        #: The ``torch.profiler.ProfilerActivity`` values it records (what pausing turns off).
+        self.activities = list(activities)
         #: The ``torch.profiler.profile`` object (set by the backend once built).
         self.profile: Any = None
+        self._uncompressed: list[Path] = []
 
     def start(self) -> None:
         self.profile.start()
@@ -48,9 +59,36 @@ class TorchProfilerTrace(Trace):
     def markers(self) -> tuple[Push, Pop]:
         return self._push, self._pop
 
+    def pause(self) -> None:
+        self.profile.toggle_collection_dynamic(False, self.activities)
+
+    def resume(self) -> None:
+        self.profile.toggle_collection_dynamic(True, self.activities)
+
+    def label(self, facts: Mapping[str, Any]) -> None:
+        self.profile.add_metadata_json("npuprofile", json.dumps(dict(facts), default=str))
+
     def export(self, profiler: Any) -> None:
-        """The trace-ready handler: write the profiler's Chrome trace atomically through the sink."""
-        self.sink.write(self.suffix, lambda tmp: profiler.export_chrome_trace(str(tmp)))
+        """The trace-ready handler: write the profiler's Chrome trace atomically through the sink.
+
+        With a deferring sink a compressed trace is written plain first and
+        compressed by :meth:`finish`.
+        """
+        def write(tmp: Path) -> None:
+            profiler.export_chrome_trace(str(tmp))
+
+        if self.sink.defer and self.sink.gzip and self.suffix.endswith(".gz"):
+            self._uncompressed.append(self.sink.write(self.suffix[: -len(".gz")], write, compress=False))
+        else:
+            self.sink.write(self.suffix, write)
+
+    def finish(self) -> None:
+        """Compress the traces a deferring sink left plain."""
+        from npuprofile.sessions.files import gzip_file
+
+        while self._uncompressed:
+            plain = self._uncompressed.pop(0)
+            self.sink.replace(plain, gzip_file(plain))
 
     def collect(self) -> list[Path]:
         return list(self.sink.paths)
@@ -82,16 +120,28 @@ class TorchProfilerBackend(Backend):
     #: The per-session trace class (a subclass may add to what a trace does at start, stop or export).
     trace_class: ClassVar[type[TorchProfilerTrace]] = TorchProfilerTrace
 
-    def activities(self) -> list[Any]:
-        """The ``torch.profiler.ProfilerActivity`` values this backend records."""
+    def activity_map(self) -> dict[str, list[Any]]:
+        """The ``torch.profiler.ProfilerActivity`` values of each kind in :attr:`activity_kinds`."""
         import torch.profiler
 
-        return [torch.profiler.ProfilerActivity.CPU]
+        return {"cpu": [torch.profiler.ProfilerActivity.CPU]}
+
+    def activities(self, kinds: Sequence[str] | None = None) -> list[Any]:
+        """The ``torch.profiler.ProfilerActivity`` values this backend records for ``kinds`` (``None``: all)."""
+        table = self.activity_map()
+        return [activity for kind in (kinds or tuple(table)) for activity in table[kind]]
+
+    def profiler_keywords(self) -> frozenset[str] | None:
+        """What ``profiler_kwargs`` may set: the keywords of ``torch.profiler.profile`` npuprofile leaves alone."""
+        import torch.profiler
+
+        accepted = accepted_keywords(torch.profiler.profile)
+        return None if accepted is None else accepted - set(MANAGED_KEYWORDS)
 
     def profiler_kwargs(self, config: "Config", options: Any) -> dict[str, Any]:
         """Keyword arguments for ``torch.profiler.profile`` (only ones the stock profiler knows)."""
         kwargs: dict[str, Any] = {
-            "activities": self.activities(),
+            "activities": self.activities(config.activities),
             "record_shapes": config.record_shapes,
             "profile_memory": config.profile_memory,
             "with_stack": config.with_stack,
@@ -100,6 +150,7 @@ class TorchProfilerBackend(Backend):
         }
         if config.schedule is not None:
             kwargs["schedule"] = self.schedule(config.schedule)
+        kwargs.update(config.profiler_kwargs or {})
         return kwargs
 
     def schedule(self, schedule: "Schedule") -> Callable[[int], Any]:
@@ -125,7 +176,7 @@ class TorchProfilerBackend(Backend):
     def open_trace(self, config: "Config", options: Any, sink: "TraceSink") -> TorchProfilerTrace:
         import torch.profiler
 
-        trace = self.trace_class(sink, self.trace_suffix(sink.gzip), self.markers(options))
         kwargs = self.profiler_kwargs(config, options)
+        trace = self.trace_class(sink, self.trace_suffix(sink.gzip), self.markers(options), kwargs["activities"])
         trace.profile = torch.profiler.profile(on_trace_ready=trace.callback("write trace", trace.export), **kwargs)
         return trace

@@ -8,17 +8,23 @@ naming the argument or variable, the value, and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
+from npuprofile.backends.base import ACTIVITY_KINDS
 from npuprofile.core.env import ENV_PREFIX, enabled_from_env, env_name, parse_bool
 from npuprofile.errors import ConfigError
+from npuprofile.sessions import remote as _remote
+from npuprofile.sessions.coords import Coords, coords_dict, parse_coords
 
 __all__ = ["ENV_PREFIX", "enabled_from_env", "env_name", "parse_bool"]
 
-_RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+#: The longest run id (it also prefixes the run ids of on-demand and controller captures).
+RUN_ID_MAX = 200
+_RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,%d}$" % (RUN_ID_MAX - 1))
 
 
 def parse_int(value: Any, source: str, minimum: int = 0) -> int:
@@ -69,6 +75,13 @@ class Schedule:
     def cycle(self) -> int:
         """Steps in one wait/warmup/active cycle."""
         return self.wait + self.warmup + self.active
+
+    def records(self, step: int) -> bool:
+        """Whether step ``step`` (counted from 0) falls in an active phase: the trace holds it."""
+        step -= self.skip_first
+        if step < 0 or (self.repeat and step // self.cycle >= self.repeat):
+            return False
+        return step % self.cycle >= self.wait + self.warmup
 
     def recorded_steps(self, total_steps: int) -> int:
         """How many of ``total_steps`` steps fall in an active phase."""
@@ -161,16 +174,67 @@ def parse_output_dir(value: Any, source: str) -> Path:
     return path
 
 
+def parse_output_target(value: Any, source: str) -> Path | _remote.RemoteDir:
+    """Parse the output directory: a local directory (see :func:`parse_output_dir`) or a URI such as ``s3://b/x``.
+
+    A URI needs ``fsspec`` (``pip install npuprofile[remote]``); without it the
+    URI is an error naming it, never a local directory named ``s3:``.
+    """
+    if isinstance(value, str) and _remote.is_uri(value):
+        return _remote.parse_remote(value, source)
+    return parse_output_dir(value, source)
+
+
 def parse_run_id(value: Any, source: str) -> str | None:
-    """Parse a run id: letters, digits, ``_ . -``, at most 64 characters (it becomes part of file names)."""
+    """Parse a run id: letters, digits, ``_ . -``, at most 200 characters (it becomes part of file names)."""
     if value is None or value == "":
         return None
     if not isinstance(value, str) or not _RUN_ID_RE.match(value):
         raise ConfigError(
-            f"{source}={value!r} is not a run id; allowed: 1-64 letters, digits, '_', '.', '-' "
+            f"{source}={value!r} is not a run id; allowed: 1-{RUN_ID_MAX} letters, digits, '_', '.', '-' "
             "starting with a letter or digit"
         )
     return value
+
+
+def parse_activities(value: Any, source: str) -> tuple[str, ...] | None:
+    """Parse ``activities``: ``None`` (all the backend records), or a selection of ``ACTIVITY_KINDS`` (host, device)."""
+    if value is None:
+        return None
+    items: list[Any]
+    if isinstance(value, str):
+        if value.strip().lower() in ("", "all", "default"):
+            return None
+        items = [part.strip().lower() for part in value.split(",") if part.strip()]
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        items = [item.strip().lower() if isinstance(item, str) else item for item in value]
+    else:
+        items = [value]
+    unknown = [item for item in items if item not in ACTIVITY_KINDS]
+    if unknown or not items:
+        raise ConfigError(
+            f"{source}={value!r} is not allowed; allowed: None (all the backend records) or a non-empty "
+            f"selection of {ACTIVITY_KINDS!r}"
+        )
+    return tuple(kind for kind in ACTIVITY_KINDS if kind in items)
+
+
+def parse_profiler_kwargs(value: Any, source: str) -> dict[str, Any] | None:
+    """Parse ``profiler_kwargs``: a dict of keyword names (from a variable: a JSON object); checked later per backend."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if not value.strip():
+            return None
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise ConfigError(
+                f"{source}={value!r} is not a JSON object ({exc}); allowed: e.g. '{{\"acc_events\": true}}'"
+            ) from None
+    if not isinstance(value, Mapping) or not all(isinstance(key, str) and key.isidentifier() for key in value):
+        raise ConfigError(f"{source}={value!r} is not allowed; allowed: a dict of keyword names to values")
+    return dict(value) or None
 
 
 def parse_str(value: Any, source: str) -> str:
@@ -196,7 +260,7 @@ def _bool_option(name: str, default: bool = False) -> Option:
 OPTIONS: tuple[Option, ...] = (
     _bool_option("enabled", True),
     Option("backend", "auto", lambda v, s: parse_str(v, s).lower()),
-    Option("output_dir", "npuprofile-traces", parse_output_dir),
+    Option("output_dir", "npuprofile-traces", parse_output_target),
     _bool_option("trace", True),
     _bool_option("record_shapes"),
     _bool_option("with_stack"),
@@ -208,6 +272,10 @@ OPTIONS: tuple[Option, ...] = (
     _bool_option("strict"),
     Option("ranks", None, parse_ranks),
     Option("run_id", None, parse_run_id),
+    Option("coords", None, parse_coords),
+    Option("activities", None, parse_activities),
+    _bool_option("memory_snapshot"),
+    Option("profiler_kwargs", None, parse_profiler_kwargs),
 )
 OPTION_NAMES = tuple(option.name for option in OPTIONS)
 
@@ -230,6 +298,16 @@ class Config:
     strict: bool = False
     ranks: tuple[int, ...] | None = None
     run_id: str | None = None
+    #: This process's place in the job's parallel splits (``(("tp", 0), ("dp", 1))``), in file names and summaries.
+    coords: Coords | None = None
+    #: What the profiler records (a selection of ``ACTIVITY_KINDS``); ``None``: everything the backend records.
+    activities: tuple[str, ...] | None = None
+    #: Record the device allocator's history and write ``<stem>.memory-snapshot.pickle``.
+    memory_snapshot: bool = False
+    #: Extra keywords for the backend's profiler (checked against its signature when a session is made).
+    profiler_kwargs: dict[str, Any] | None = dataclasses.field(default=None, hash=False)
+    #: The remote directory (a URI) files are uploaded to; ``output_dir`` is then a local staging directory.
+    upload_to: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready view of the options."""
@@ -237,7 +315,22 @@ class Config:
         out["output_dir"] = str(self.output_dir)
         out["schedule"] = self.schedule.to_dict() if self.schedule else None
         out["ranks"] = list(self.ranks) if self.ranks is not None else None
+        out["coords"] = coords_dict(self.coords) if self.coords is not None else None
+        out["activities"] = list(self.activities) if self.activities is not None else None
+        if self.profiler_kwargs is not None:
+            out["profiler_kwargs"] = {key: _plain(value) for key, value in self.profiler_kwargs.items()}
         return out
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-ready stand-in for an option value (its repr when it is no plain value)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if isinstance(value, Mapping):
+        return {str(key): _plain(item) for key, item in value.items()}
+    return repr(value)
 
 
 def resolve(environ: Mapping[str, str] | None = None, **kwargs: Any) -> Config:
@@ -259,4 +352,7 @@ def resolve(environ: Mapping[str, str] | None = None, **kwargs: Any) -> Config:
             values[option.name] = option.parse(env[variable], variable)
         else:
             values[option.name] = option.parse(option.default, option.name) if option.default is not None else None
+    target = values["output_dir"]
+    if isinstance(target, _remote.RemoteDir):
+        values["output_dir"], values["upload_to"] = target.staging, target.uri
     return Config(**values)

@@ -7,6 +7,7 @@ name in the same directory and renamed into place. Files get the user's umask.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import re
 import shutil
@@ -17,7 +18,14 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from npuprofile.sessions.coords import Coords, format_coords
+
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+#: The longest file stem: what is added after it (``.<time_ns>.pt.trace.json.gz``, torch_npu's
+#: ``_<pid>_<time>_ascend_pt``) keeps every name within the 255 bytes file systems allow.
+STEM_MAX = 180
+#: A run id shortened to fit a stem keeps at least this many characters (plus a hash of the whole id).
+_RUN_MIN = 24
 
 
 def safe_name(text: str, limit: int = 120) -> str:
@@ -97,10 +105,13 @@ class TraceSink:
     processes can share a directory without clashing.
     """
 
-    def __init__(self, directory: Path, stem: str, gzip: bool = False) -> None:
+    def __init__(self, directory: Path, stem: str, gzip: bool = False, *, defer: bool = False) -> None:
         self.directory = directory
         self.stem = stem
         self.gzip = gzip
+        #: Whether slow work on the written files (compression, analysis) waits for ``Trace.finish()``,
+        #: which may run on another thread, instead of running inside the profiler's stop.
+        self.defer = defer
         self.paths: list[Path] = []
         self._lock = threading.Lock()
 
@@ -118,6 +129,11 @@ class TraceSink:
             if path not in self.paths:
                 self.paths.append(path)
 
+    def replace(self, old: Path, new: Path) -> None:
+        """Record that ``old`` became ``new`` (compressed, moved)."""
+        with self._lock:
+            self.paths = [new if path == old else path for path in self.paths]
+
     def write(self, suffix: str, write: Callable[[Path], None], *, compress: bool | None = None) -> Path:
         """Write a new file atomically through ``write`` and record it."""
         path = self.new_path(suffix)
@@ -126,6 +142,36 @@ class TraceSink:
         return path
 
 
-def default_stem(run_id: str, rank: int) -> str:
-    """The file-name stem of one process: ``<run_id>.rank<rank>.<host>_<pid>``."""
-    return f"{safe_name(run_id)}.rank{rank}.{safe_name(socket.gethostname(), 60)}_{os.getpid()}"
+def gzip_file(path: Path) -> Path:
+    """Compress ``path`` into ``<path>.gz`` atomically and remove ``path``; return the new path."""
+    packed = path.with_name(path.name + ".gz")
+
+    def write(tmp: Path) -> None:
+        with open(path, "rb") as src, gzip.open(tmp, "wb", compresslevel=6) as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+
+    atomic_write(packed, write)
+    path.unlink()
+    return packed
+
+
+def default_stem(run_id: str, rank: int, coords: Coords | None = None, stage: str | None = None) -> str:
+    """The file-name stem of one process: ``<run_id>.rank<rank>[.<coords>][.<stage>].<host>_<pid>``.
+
+    Dots separate the fields, so the host name's dots become ``-``. A stem
+    longer than :data:`STEM_MAX` shortens the run id to its start plus a hash
+    of the whole id (the same on every rank), then the host name.
+    """
+    host = safe_name(socket.gethostname(), 60).replace(".", "-")
+    middle = "".join(f".{part}" for part in (format_coords(coords), stage) if part)
+    tail = f".rank{rank}{middle}.{host}_{os.getpid()}"
+    run = safe_name(run_id, 200)
+    if len(run) + len(tail) > STEM_MAX:
+        digest = hashlib.sha1(run.encode("utf-8")).hexdigest()[:8]
+        keep = max(_RUN_MIN, STEM_MAX - len(tail) - len(digest) - 1)
+        run = f"{run[:keep].rstrip('._-')}-{digest}"
+    stem = run + tail
+    if len(stem) > STEM_MAX:
+        over = len(stem) - STEM_MAX
+        stem = f"{run}.rank{rank}{middle}.{host[: max(1, len(host) - over)]}_{os.getpid()}"
+    return stem

@@ -25,7 +25,7 @@ __all__ = ["AllRanksSummary", "RankPayload", "Straggler", "combine", "gather_sum
 logger = logging.getLogger("npuprofile")
 
 #: Metadata each rank shares (the rest stays local: options, versions, paths of other hosts).
-SHARED_METADATA = ("rank", "host", "pid", "run_id", "backend", "steps", "degraded", "trace_paths")
+SHARED_METADATA = ("rank", "host", "pid", "run_id", "backend", "steps", "degraded", "trace_paths", "coords", "stage")
 
 
 @dataclasses.dataclass(frozen=True)

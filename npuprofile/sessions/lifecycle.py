@@ -14,28 +14,33 @@ import logging
 import os
 import signal
 import threading
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from npuprofile.sessions.session import Session
+from typing import Any, Protocol
 
 logger = logging.getLogger("npuprofile")
 
-_SESSIONS: "list[Session]" = []
+
+class Flushable(Protocol):
+    """What exit and SIGTERM flush: a running session, or a controller's exit hook."""
+
+    def stop(self) -> Any:
+        """Finish and write everything (safe to call twice)."""
+
+
+_SESSIONS: "list[Flushable]" = []
 _LOCK = threading.Lock()
 _INSTALLED = False
 _PREVIOUS: dict[int, Any] = {}
 HANDLED_SIGNALS = (signal.SIGTERM,)
 
 
-def track(session: "Session") -> None:
+def track(session: Flushable) -> None:
     """Remember a running session so exit and SIGTERM can flush it."""
     with _LOCK:
         _SESSIONS.append(session)
     _install()
 
 
-def untrack(session: "Session") -> None:
+def untrack(session: Flushable) -> None:
     """Forget a stopped session."""
     with _LOCK:
         if session in _SESSIONS:

@@ -250,7 +250,7 @@ class OnDemand:
     def _start(self, trigger_id: str, steps: int, source: str) -> None:
         self._handled.add(trigger_id)
         suffix = safe_name(trigger_id, 24)
-        run_id = f"{self.run_id[:63 - len(suffix)]}-{suffix}"
+        run_id = f"{self.run_id[:_config.RUN_ID_MAX - 1 - len(suffix)]}-{suffix}"
         options = dict(self.session_options, run_id=run_id)
         self._trigger_id, self._left = trigger_id, steps
         self._write_state()  # announce the capture first: starting a profiler can take a second

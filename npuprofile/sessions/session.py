@@ -15,9 +15,9 @@ import threading
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
 
-from npuprofile.backends.base import Backend, OpStat, Trace
+from npuprofile.backends.base import Backend, MemoryHistory, OpStat, Trace
 from npuprofile.backends.registry import backends
 from npuprofile.core import compile as _compile
 from npuprofile.core import region as _region
@@ -26,9 +26,10 @@ from npuprofile.core.region import ACTIVE, Recorder
 from npuprofile.core.stats import EXACT_SAMPLES, RELATIVE_ACCURACY, RegionStats
 from npuprofile.errors import ConfigError, NpuProfileError, SessionError
 from npuprofile.sessions import config as _config
+from npuprofile.sessions.coords import coords_dict
 from npuprofile.sessions.distributed import default_run_id, rank_and_world_size
-from npuprofile.sessions.files import TraceSink, atomic_write_text, default_stem
-from npuprofile.summary.model import StepStat, Summary
+from npuprofile.sessions.files import TraceSink, atomic_write, atomic_write_text, default_stem
+from npuprofile.summary.model import OpRow, StepStat, Summary
 
 logger = logging.getLogger("npuprofile")
 
@@ -36,6 +37,8 @@ T = TypeVar("T")
 
 TOP_OPS = 20
 _START_LOCK = threading.Lock()
+#: Backends whose missing allocator history was already logged (``memory_snapshot=True``).
+_NO_MEMORY_HISTORY: set[str] = set()
 
 
 class Session:
@@ -46,7 +49,15 @@ class Session:
     nothing.
     """
 
-    def __init__(self, config: _config.Config, backend: Backend | None, backend_options: Any) -> None:
+    #: Whether exit and SIGTERM stop this session (a controller's captures are flushed by their controller).
+    flush_on_exit = True
+    #: Whether slow work after the profiler's stop (compression, analysis) is deferred to :meth:`_complete`.
+    defer_finish = False
+    #: Whether the summary file includes the profiler's op table (reading it costs about a trace export).
+    summary_ops = False
+
+    def __init__(self, config: _config.Config, backend: Backend | None, backend_options: Any, *,
+                 stage: str | None = None) -> None:
         self.config = config
         #: The backend this session runs on (``None`` when disabled).
         self.backend = backend
@@ -54,6 +65,12 @@ class Session:
         self.backend_options = backend_options
         self.rank, self.world_size = rank_and_world_size()
         self.run_id = config.run_id or default_run_id()
+        #: The engine stage this session records (part of its file names), or ``None``.
+        self.stage = stage
+        #: Facts its producer adds to the summary's metadata (a controller's capture: windows, budget).
+        self.extra_metadata: dict[str, Any] = {}
+        #: Where the files went after an upload (``output_dir`` given as a URI).
+        self.uploaded: list[str] = []
         self.state = "new"
         self.degraded: list[str] = []
         self.summary_paths: list[Path] = []
@@ -65,7 +82,11 @@ class Session:
         self._step_mark: Any = None
         self._step = 0
         self._discard_below = 0
-        self._ops: list[OpStat] | None = None
+        self._ops: Sequence[OpStat | OpRow] | None = None
+        self._memory: MemoryHistory | None = None
+        self._memory_state: Any = None
+        self._deferred: list[Trace] = []  # traces ended by a restart, still to finish
+        self.memory_snapshot_path: Path | None = None
         self._started_at: float | None = None
         self._stopped_at: float | None = None
         self._reported: set[str] = set()
@@ -100,8 +121,8 @@ class Session:
 
     @property
     def file_stem(self) -> str:
-        """The prefix of every file this session writes: run id, rank, host and pid."""
-        return default_stem(self.run_id, self.rank)
+        """The prefix of every file this session writes: run id, rank, coordinates, stage, host and pid."""
+        return default_stem(self.run_id, self.rank, self.config.coords, self.stage)
 
     @property
     def step_count(self) -> int:
@@ -130,21 +151,53 @@ class Session:
             timer = backend.timer()
             push = pop = None
             if self.config.trace:
-                sink = self._sink = TraceSink(self.config.output_dir, self.file_stem, self.config.gzip)
-                trace = self._guard("create profiler", lambda: backend.open_trace(self.config, self.backend_options, sink))
+                self._sink = TraceSink(self.config.output_dir, self.file_stem, self.config.gzip,
+                                       defer=self.defer_finish)
+                trace = self._open_trace(self.config)
                 if trace is not None:
-                    trace.on_error = self._fail
-                    if self._guard("start profiler", trace.start, ok=True):
-                        self._trace = trace
-                        push, pop = trace.markers()
+                    push, pop = trace.markers()
+                self._start_memory_history(backend)
             self._recorder = Recorder(timer, backend.synchronize, push, pop, on_error=self._marker_error)
             self._step_mark = timer.mark()
             ACTIVE.append(self._recorder)
             self.state = "running"
-        from npuprofile.sessions import lifecycle as _lifecycle
+        if self.flush_on_exit:
+            from npuprofile.sessions import lifecycle as _lifecycle
 
-        _lifecycle.track(self)
+            _lifecycle.track(self)
         return self
+
+    def _open_trace(self, config: _config.Config) -> Trace | None:
+        """Build and start a trace of ``config`` through this session's sink, labelled with this session's facts."""
+        backend, sink = self.backend, self._sink
+        assert backend is not None and sink is not None
+        trace: Trace | None = self._guard("create profiler",
+                                          lambda: backend.open_trace(config, self.backend_options, sink))
+        if trace is None:
+            return None
+        trace.on_error = self._fail
+        if not self._guard("start profiler", trace.start, ok=True):
+            return None
+        self._trace = trace
+        self._guard("label trace", lambda: trace.label(self._facts()))
+        return trace
+
+    def _facts(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "rank": self.rank, "world_size": self.world_size,
+                "coords": coords_dict(self.config.coords), "stage": self.stage}
+
+    def _start_memory_history(self, backend: Backend) -> None:
+        if not self.config.memory_snapshot:
+            return
+        history = self._guard("memory history", backend.memory_history)
+        if history is None:
+            if backend.name not in _NO_MEMORY_HISTORY:
+                _NO_MEMORY_HISTORY.add(backend.name)
+                logger.warning("npuprofile: memory_snapshot=True: the %r backend keeps no allocator history; "
+                               "profiling goes on without a memory snapshot", backend.name)
+            return
+        if self._guard("start memory history", history.start, ok=True):
+            self._memory = history
 
     def stop(self) -> "Session":
         """Stop recording: stop the profiler, write traces and the summary. Safe to call twice."""
@@ -153,37 +206,130 @@ class Session:
                 return self
             if self.state == "new":
                 raise SessionError("session was never started; use it as a context manager or call start()")
+            errors = self._halt()
+            errors += self._complete()
+        from npuprofile.sessions import lifecycle as _lifecycle
+
+        _lifecycle.untrack(self)
+        if errors:
+            raise errors[0]
+        return self
+
+    def _halt(self) -> list[BaseException]:
+        """The part of :meth:`stop` on the thread that ran the work: the profiler's own stop and export.
+
+        Returns the errors of strict mode (each action runs even when an earlier one failed).
+        """
+        with self._lock:
+            if self.state == "stopped":
+                return []
             self.state = "stopped"
             recorder = self._recorder
             if recorder is None:
-                return self
+                return []
             self._close_open_regions(recorder)
             if ACTIVE and ACTIVE[0] is recorder:
                 ACTIVE.clear()
             recorder.closed = True
             self._stopped_at = time.time()
-            # In strict mode a failing step must not keep the later ones from
-            # saving what was collected: run them all, then raise the first error.
             steps: list[tuple[str, Callable[[], Any]]] = []
             trace = self._trace
             if trace is not None:
                 steps.append(("stop profiler", trace.stop))
                 steps.append(("collect traces", trace.collect))
+            memory = self._memory
+            if memory is not None:
+                steps.append(("memory snapshot", lambda: setattr(self, "_memory_state", memory.snapshot())))
+                steps.append(("stop memory history", memory.stop))
+            return self._run_all(steps)
+
+    def _complete(self) -> list[BaseException]:
+        """The rest of :meth:`stop`, after :meth:`_halt` (any thread): deferred trace work, timings, summary."""
+        with self._lock:
+            recorder = self._recorder
+            if recorder is None or self.state != "stopped":
+                return []
+            steps: list[tuple[str, Callable[[], Any]]] = []
+            if self.defer_finish:
+                for each in [*self._deferred, *([self._trace] if self._trace is not None else [])]:
+                    steps.append(("finish traces", each.finish))
+                    steps.append(("collect traces", each.collect))
+                self._deferred = []
             steps.append(("resolve timings", lambda: self._fold(recorder, final=True)))
+            if self._memory_state is not None:
+                steps.append(("write memory snapshot", self._write_memory_snapshot))
             if self._save_summary():
                 steps.append(("write summary", self._write_summary))
-            first_error: BaseException | None = None
-            for action, call in steps:
-                try:
-                    self._guard(action, call)
-                except Exception as exc:
-                    first_error = first_error or exc
-        from npuprofile.sessions import lifecycle as _lifecycle
+            if self.config.upload_to is not None:
+                steps.append(("upload", self._upload))
+            return self._run_all(steps)
 
-        _lifecycle.untrack(self)
-        if first_error is not None:
-            raise first_error
-        return self
+    def _run_all(self, steps: list[tuple[str, Callable[[], Any]]]) -> list[BaseException]:
+        # In strict mode a failing step must not keep the later ones from
+        # saving what was collected: run them all, then hand back the errors.
+        errors: list[BaseException] = []
+        for action, call in steps:
+            try:
+                self._guard(action, call)
+            except Exception as exc:
+                errors.append(exc)
+        return errors
+
+    def _pause(self) -> None:
+        """Between steps: stop recording regions and (where the profiler can) trace events, until :meth:`_resume`."""
+        recorder, backend = self._recorder, self.backend
+        if recorder is None or recorder.closed or backend is None:
+            return
+        if ACTIVE and ACTIVE[0] is recorder:
+            ACTIVE.clear()
+        trace = self._trace
+        if trace is not None and trace.can_pause:
+            self._guard("synchronize", backend.synchronize)  # the device work of the last step is recorded
+            self._guard("pause profiler", trace.pause)
+
+    def _resume(self) -> None:
+        """Record again after :meth:`_pause`; the next step's time starts now."""
+        recorder, backend = self._recorder, self.backend
+        if recorder is None or recorder.closed or backend is None:
+            return
+        trace = self._trace
+        if trace is not None and trace.can_pause:
+            self._guard("synchronize", backend.synchronize)  # device work of the steps skipped stays out
+            self._guard("resume profiler", trace.resume)
+        with _START_LOCK:
+            if ACTIVE:
+                raise SessionError("another npuprofile session became active while this one was paused")
+            ACTIVE.append(recorder)
+        self._step_mark = recorder.mark()
+
+    def _end_trace(self) -> list[Path]:
+        """Between steps: stop the running trace (its files are written) and return the files it wrote.
+
+        Statistics go on; :meth:`_begin_trace` starts the next trace.
+        """
+        recorder, trace = self._recorder, self._trace
+        if recorder is None or recorder.closed or trace is None:
+            return []
+        before = set(self.trace_paths)
+        self._trace = None
+        recorder.push = recorder.pop = None
+        self._guard("stop profiler", trace.stop)
+        self._guard("collect traces", trace.collect)
+        if self.defer_finish:
+            self._deferred.append(trace)
+        return [path for path in self.trace_paths if path not in before]
+
+    def _begin_trace(self, config: _config.Config) -> bool:
+        """After :meth:`_end_trace`: go on with a trace built from ``config``; the next step's time starts now."""
+        recorder = self._recorder
+        if recorder is None or recorder.closed or self._trace is not None:
+            return False
+        self.config = config
+        trace = self._open_trace(config)
+        if trace is not None:
+            recorder.push, recorder.pop = trace.markers()
+        self._step_mark = recorder.mark()
+        return trace is not None
 
     def step(self) -> None:
         """Mark the end of one step: advances the profiler's schedule and the per-step statistics."""
@@ -266,7 +412,7 @@ class Session:
             "estimated_percentiles": sorted(stats.name for stats in regions if not stats.exact),
         }
 
-    def _op_table(self) -> list[OpStat]:
+    def _op_table(self) -> Sequence[OpStat | OpRow]:
         """Top ops of a stopped tracing session, read from the profiler once, on first request."""
         trace = self._trace
         if self._ops is None and self.state == "stopped" and trace is not None:
@@ -287,11 +433,18 @@ class Session:
             "stopped_at": self._stopped_at,
             "steps": self._step,
             "warmup_steps": self._discard_below,
+            "coords": coords_dict(self.config.coords),
+            "stage": self.stage,
             "options": self.config.to_dict(),
             "trace_paths": [str(p) for p in self.trace_paths],
             "degraded": list(self.degraded),
             "compiled_regions": sorted(_compile.COMPILED_REGIONS),
         }
+        if self.memory_snapshot_path is not None:
+            meta["memory_snapshot"] = str(self.memory_snapshot_path)
+        if self.config.upload_to is not None:
+            meta["upload_to"] = self.config.upload_to
+        meta.update(self.extra_metadata)
         if backend is not None:
             meta["backend_options"] = backend.options_to_dict(self.backend_options)
             try:
@@ -332,12 +485,17 @@ class Session:
         if recorder.deferred or recorder.buffer:
             self._resolve(recorder)
         index = self._step
-        keep = index >= self._discard_below
+        keep = index >= self._discard_below and self._in_window(index)
         totals = self._stats.close_step(recorder, keep)
         start_mark, self._step_mark = self._step_mark, end_mark
         if keep:
             duration = int(recorder.timer.elapsed_ns(start_mark, end_mark))
             self._steps.add(StepStat(index, duration, totals, rank=self.rank))
+
+    def _in_window(self, index: int) -> bool:
+        """Whether step ``index`` is one the trace records (a schedule's active phases): the summary counts only those."""
+        schedule = self.config.schedule
+        return schedule is None or not self.config.trace or schedule.records(index)
 
     def _close_open_regions(self, recorder: Recorder) -> None:
         node = _region.current_region()
@@ -354,15 +512,37 @@ class Session:
         return self.config.trace
 
     def _write_summary(self) -> None:
-        # Top ops stay out of the file: reading them costs as much as a trace export,
-        # and `npuprofile summarize` derives them from the trace itself.
-        summary = self._summary(with_ops=False)
+        # Top ops stay out of the file unless a background worker writes it: reading them costs
+        # as much as a trace export, and `npuprofile summarize` derives them from the trace itself.
+        summary = self._summary(with_ops=self.summary_ops)
         base = self.config.output_dir / self.file_stem
         json_path = Path(f"{base}.summary.json")
         text_path = Path(f"{base}.summary.txt")
         summary.to_json(json_path)
         atomic_write_text(text_path, str(summary) + "\n")
         self.summary_paths = [json_path, text_path]
+
+    def _write_memory_snapshot(self) -> None:
+        import pickle
+
+        state, self._memory_state = self._memory_state, None
+        path = self.config.output_dir / f"{self.file_stem}.memory-snapshot.pickle"
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as handle:
+                pickle.dump(state, handle)
+
+        self.memory_snapshot_path = atomic_write(path, write)
+
+    def _upload(self) -> None:
+        """Copy every file of this session to the remote ``output_dir`` (then only the remote copies remain)."""
+        from npuprofile.sessions.remote import upload
+
+        assert self.config.upload_to is not None
+        files = [*self.trace_paths, *self.summary_paths]
+        if self.memory_snapshot_path is not None:
+            files.append(self.memory_snapshot_path)
+        self.uploaded = upload(files, self.config.output_dir, self.config.upload_to)
 
     def _guard(self, action: str, call: Callable[[], Any], ok: Any = None) -> Any:
         """Run profiling machinery; a failure degrades the session instead of reaching user code."""
@@ -414,6 +594,10 @@ def session(
     ranks: Iterable[int] | str | None = None,
     run_id: str | None = None,
     enabled: bool | None = None,
+    coords: Mapping[str, int] | str | None = None,
+    activities: Iterable[str] | str | None = None,
+    memory_snapshot: bool | None = None,
+    profiler_kwargs: Mapping[str, Any] | None = None,
     **backend_options: Any,
 ) -> Session:
     """Create a profiling session (start it with ``with`` or :meth:`Session.start`).
@@ -423,13 +607,33 @@ def session(
     options go under the backend's name (``npu=...``, ``cuda=...``); options for a
     backend other than the one chosen are accepted and ignored, so one call works
     on every device. All values are validated before anything starts.
+
+    ``coords`` (``{"tp": 0, "dp": 1}``, ``NPUPROFILE_COORDS=tp=0,dp=1``) name this
+    process's place in the job's parallel splits, in file names and summaries;
+    ``activities`` (host work, device work, or both; see
+    :data:`~npuprofile.backends.base.ACTIVITY_KINDS`) chooses what the profiler
+    records; ``memory_snapshot=True`` writes the device allocator's history as
+    ``<stem>.memory-snapshot.pickle``; ``profiler_kwargs`` passes extra keywords
+    to the backend's profiler, checked against its signature here.
     """
-    config = _config.resolve(
+    config, chosen, parsed = prepare(
         backend=backend, output_dir=output_dir, trace=trace, record_shapes=record_shapes,
         with_stack=with_stack, profile_memory=profile_memory, with_flops=with_flops,
         with_modules=with_modules, schedule=schedule, gzip=gzip, strict=strict, ranks=ranks,
-        run_id=run_id, enabled=enabled,
+        run_id=run_id, enabled=enabled, coords=coords, activities=activities, memory_snapshot=memory_snapshot,
+        profiler_kwargs=profiler_kwargs, **backend_options,
     )
+    return Session(config, chosen, parsed)
+
+
+def prepare(**options: Any) -> tuple[_config.Config, Backend | None, Any]:
+    """Resolve and check every option of :func:`session` (same keywords): ``(config, backend, backend options)``.
+
+    Raises :class:`~npuprofile.errors.ConfigError` for any value a session
+    could not start with; the backend is ``None`` when profiling is disabled.
+    """
+    backend_options = {name: options.pop(name) for name in list(options) if name not in _config.OPTION_NAMES}
+    config = _config.resolve(**options)
     known = set(backends.names())
     unknown = set(backend_options) - known
     if unknown:
@@ -438,7 +642,7 @@ def session(
             f"or a backend name for backend options ({', '.join(sorted(known))})"
         )
     if not config.enabled:
-        return Session(config, None, None)
+        return config, None, None
     parsed = {
         each.name: each.options(backend_options.get(each.name), os.environ)
         for each in backends.instances()
@@ -447,5 +651,5 @@ def session(
     chosen = backends.get(config.backend)
     if chosen.name not in parsed:
         parsed[chosen.name] = chosen.options(None, os.environ)
-    chosen.validate(config, parsed[chosen.name])
-    return Session(config, chosen, parsed[chosen.name])
+    chosen.check(config, parsed[chosen.name])
+    return config, chosen, parsed[chosen.name]

@@ -338,6 +338,10 @@ class RunInfo:
     warmup_steps: int | None = None
     degraded: list[str] = dataclasses.field(default_factory=list)
     compiled_regions: list[str] = dataclasses.field(default_factory=list)
+    #: The process's place in the job's parallel splits (``{"tp": 0, "dp": 1}``); empty when not given.
+    coords: dict[str, int] = dataclasses.field(default_factory=dict)
+    #: The engine stage a capture recorded (``"decode"``), or ``None``.
+    stage: str | None = None
 
     @classmethod
     def from_metadata(cls, metadata: dict[str, Any]) -> RunInfo:
@@ -350,7 +354,10 @@ class RunInfo:
             value = metadata.get(key)
             return [str(v) for v in value] if isinstance(value, (list, tuple)) else []
 
+        coords = metadata.get("coords")
         return cls(
+            coords={str(k): v for k, v in coords.items() if isinstance(v, int)} if isinstance(coords, dict) else {},
+            stage=typed("stage", str),
             backend=typed("backend", str), run_id=typed("run_id", str), rank=typed("rank", int),
             world_size=typed("world_size", int), host=typed("host", str), pid=typed("pid", int),
             started_at=typed("started_at", int, float), stopped_at=typed("stopped_at", int, float),

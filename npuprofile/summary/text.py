@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+from npuprofile.sessions.coords import format_coords
 from npuprofile.sessions.files import atomic_write_text
 from npuprofile.summary.model import ALL_RANKS, BENCH, DEVICE, HOST, HOST_AND_DEVICE, SYNC, TRACE, RegionRow, Summary
 
@@ -101,6 +102,10 @@ def headline(summary: Summary) -> str:
     head = f"npuprofile summary: backend={run.backend or '?'}"
     if run.rank is not None:
         head += f" rank={run.rank}/{run.world_size if run.world_size is not None else 1}"
+    if run.coords:
+        head += " " + " ".join(f"{key}={value}" for key, value in run.coords.items())
+    if run.stage:
+        head += f" stage={run.stage}"
     if steps:
         head += f" steps={len(steps)} (mean {format_ns(summary.step_time_ns / len(steps))})"
     return head
@@ -155,6 +160,8 @@ def step_table(summary: Summary, columns: int = 6) -> str:
 def rank_table(summary: Summary) -> str:
     """One row per region and rank; the slowest rank of each region is flagged."""
     rows = []
+    coords = {view.rank: _coords_label(view.metadata.get("coords")) for view in summary.ranks}
+    with_coords = any(coords.values())
     for aggregate in summary.regions:
         straggler = summary.stragglers.get(aggregate.name)
         for view in summary.ranks:
@@ -165,9 +172,16 @@ def rank_table(summary: Summary) -> str:
             if straggler is not None and straggler.median_ns > 0:
                 versus = f"{row.total_ns / straggler.median_ns - 1.0:+.1%}"
             flag = "slowest" if straggler is not None and straggler.rank == view.rank else ""
-            rows.append([aggregate.name, str(view.rank), str(row.count), format_ns(row.total_ns),
+            place = [coords[view.rank] or "-"] if with_coords else []
+            rows.append([aggregate.name, str(view.rank), *place, str(row.count), format_ns(row.total_ns),
                          format_ns(row.mean_ns), format_ns(row.max_ns), versus, flag])
-    return render_table(("region", "rank", "count", "total", "mean", "max", "vs median", ""), rows)
+    header = ("region", "rank", *(("coords",) if with_coords else ()), "count", "total", "mean", "max", "vs median", "")
+    return render_table(header, rows)
+
+
+def _coords_label(coords: Any) -> str:
+    """``tp0-dp1`` for a rank's coordinates (empty when it has none)."""
+    return format_coords(tuple(coords.items())) if isinstance(coords, dict) else ""
 
 
 def memory_table(summary: Summary) -> str:

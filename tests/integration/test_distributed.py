@@ -265,3 +265,37 @@ def test_on_demand_job_file_trigger_signal_and_refusal(tmp_path: Path, capsys: p
                           tmp_path / "capture.json")
     assert merged.ranks == [0, 1]
     assert not states(out)  # state files removed when the job disarmed
+
+
+# -- a controller per rank, with coordinates ---------------------------------------------------------
+
+
+def test_two_ranks_with_coords_capture_the_same_window(tmp_path: Path) -> None:
+    out = tmp_path / "ctl"
+    results = finish(start_job("controller", out, 2))
+    for rank, (code, err) in enumerate(results):
+        assert code == 0, f"rank {rank} failed:\n{err[-3000:]}"
+    captures = [json.loads((out / f"capture.rank{r}.json").read_text()) for r in range(2)]
+    assert captures[0]["run_id"] == captures[1]["run_id"]  # one run id agreed by the ranks
+    paths = []
+    for rank, capture in enumerate(captures):
+        (trace,) = [Path(f) for f in capture["files"] if f.endswith(".pt.trace.json")]
+        assert trace.name.startswith(f"{capture['run_id']}.rank{rank}.tp{rank}-dp0.")
+        names = sorted(e["name"] for e in load_trace(trace)["traceEvents"]
+                       if e.get("name", "").startswith("ProfilerStep#"))
+        assert names == ["ProfilerStep#2", "ProfilerStep#3", "ProfilerStep#4"]
+        (summary,) = [json.loads(Path(f).read_text()) for f in capture["files"] if f.endswith(".summary.json")]
+        assert summary["metadata"]["coords"] == {"tp": rank, "dp": 0} and len(summary["steps"]) == 3
+        assert next(r for r in summary["regions"] if r["name"] == "allreduce")["count"] == 3
+        paths.append(trace)
+    merged = tmp_path / "merged.json"
+    assert cli_main(["merge", *map(str, paths), "-o", str(merged), "--group-by", "tp", "-q"]) == 0
+    events = load_trace(merged)["traceEvents"]
+    lanes = {e["pid"]: e["args"]["name"] for e in events if e.get("ph") == "M" and e["name"] == "process_name"}
+    assert lanes == {0: "tp0 | rank 0 dp0", 1: "tp1 | rank 1 dp0"}
+    gathered = json.loads((out / "all_ranks.json").read_text())
+    assert {entry["rank"]: entry["coords"] for entry in gathered["metadata"]["ranks"]} == {
+        0: {"tp": 0, "dp": 0}, 1: {"tp": 1, "dp": 0}}
+    rows = (out / "all_ranks.txt").read_text().splitlines()
+    assert rows[0].split()[:3] == ["region", "rank", "coords"]
+    assert any(line.split()[:3] == ["compute", "1", "tp1-dp0"] for line in rows)

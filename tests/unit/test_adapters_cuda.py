@@ -168,7 +168,7 @@ def test_sessions_in_sequence_keep_their_own_nvtx_choice(
     """NVTX on in one session, off in the next, on the same (process-wide) backend object."""
     starts: list[str] = []
     monkeypatch.setattr(CudaBackend, "probe", lambda self: None)
-    monkeypatch.setattr(CudaBackend, "activities", lambda self: [torch.profiler.ProfilerActivity.CPU])
+    monkeypatch.setattr(CudaBackend, "activity_map", lambda self: {"cpu": [torch.profiler.ProfilerActivity.CPU], "device": []})
     monkeypatch.setattr(CudaBackend, "timer", lambda self: HostTimer())
     monkeypatch.setattr(CudaBackend, "synchronize", lambda self: None)
     monkeypatch.setattr(torch.cuda.nvtx, "range_start", lambda name: starts.append(name) or len(starts))

@@ -59,9 +59,26 @@ def test_schedule_controls_active_steps(tmp_path, sched, steps, traces, active) 
             if event.get("name", "").startswith("ProfilerStep#"):
                 recorded.add(event["name"])
     assert len(recorded) == active == sched.recorded_steps(steps)
-    # statistics cover every step, not only the traced ones
-    assert s.summary().region("step-work").count == steps
-    assert len(s.summary().steps) == steps
+    # the summary counts exactly the steps the traces hold, nothing before, between or after
+    summary = s.summary()
+    assert summary.region("step-work").count == active
+    assert [step.index for step in summary.steps] == sorted(int(name.split("#")[1]) for name in recorded)
+    assert s.step_count == steps
+
+
+def test_skip_first_window_summary_matches_the_trace(tmp_path) -> None:
+    """schedule(skip_first=5, active=4, repeat=1) over 20 steps: a 4-step trace and a 4-step summary."""
+    sched = npp.schedule(skip_first=5, active=4, repeat=1)
+    with npp.session(output_dir=tmp_path, schedule=sched) as s:
+        for _ in s.steps(range(20)):
+            with npp.profile_region("step-work"):
+                work()
+    (path,) = s.trace_paths
+    names = sorted(e["name"] for e in load_trace(path)["traceEvents"] if e.get("name", "").startswith("ProfilerStep#"))
+    assert names == [f"ProfilerStep#{i}" for i in range(5, 9)]
+    saved = json.loads(s.summary_paths[0].read_text())
+    assert [step["index"] for step in saved["steps"]] == [5, 6, 7, 8]
+    assert next(r for r in saved["regions"] if r["name"] == "step-work")["count"] == 4
 
 
 def test_gzip_traces(tmp_path) -> None:

@@ -90,6 +90,8 @@ TORCH_NPU_API: tuple[ApiUse, ...] = (
     ApiUse("torch_npu.npu.Event.elapsed_time"),
     ApiUse("torch_npu.npu.mstx.range_start", params=("message", "stream")),
     ApiUse("torch_npu.npu.mstx.range_end", params=("range_id",)),
+    ApiUse("torch_npu.npu.memory._record_memory_history", params=("enabled", "max_entries")),
+    ApiUse("torch_npu.npu.memory._snapshot"),
     ApiUse(f"{_P}.analysis.prof_common_func._constant.Constant.OUTPUT_DIR", value=OUTPUT_DIR),
     ApiUse(
         f"{_P}.analysis.prof_common_func._constant.Constant.TRACE_VIEW",

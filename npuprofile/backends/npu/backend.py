@@ -10,17 +10,17 @@ validated by :class:`NpuOptions` and checked against the installed torch_npu
 
 from __future__ import annotations
 
-import inspect
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Collection
 
-from npuprofile.backends.base import Backend, Timer, Trace
+from npuprofile.backends.base import MANAGED_KEYWORDS, Backend, MemoryHistory, Timer, Trace, accepted_keywords
 from npuprofile.backends.events import EventTimer
 from npuprofile.backends.markers import Pop, Push, range_markers
+from npuprofile.backends.memory import AllocatorHistory
 from npuprofile.backends.npu.api import INSTALL_HINT, import_torch_npu
 from npuprofile.backends.npu.layout import DIR_SUFFIX, LAYOUT, MAX_WORKER_NAME
-from npuprofile.backends.npu.offline import analysed_outputs
+from npuprofile.backends.npu.offline import analysed_outputs, analyze_traces
 from npuprofile.backends.npu.options import NpuOptions
 from npuprofile.errors import BackendError, BackendUnavailableError, ConfigError
 
@@ -79,14 +79,6 @@ def experimental_kwargs(
     return {name: value for name, value in kwargs.items() if name not in missing}
 
 
-def accepted_keywords(callable_: Any) -> frozenset[str] | None:
-    """Keyword names a callable accepts (``None`` when it takes ``**kwargs``)."""
-    params = inspect.signature(callable_).parameters.values()
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
-        return None
-    return frozenset(p.name for p in params if p.kind is not inspect.Parameter.POSITIONAL_ONLY)
-
-
 def _check_supported(options: NpuOptions, profiler: Any, version: str) -> None:
     """Refuse values the installed torch_npu would reset (older releases lack some metrics)."""
     checks = (
@@ -119,15 +111,21 @@ def _profiling_dirs(sink: "TraceSink") -> list[Path]:
 
 
 class NpuTrace(Trace):
-    """One session's ``torch_npu.profiler.profile``; torch_npu's own handler writes profiling directories."""
+    """One session's ``torch_npu.profiler.profile``; torch_npu's own handler writes profiling directories.
 
-    def __init__(self, sink: "TraceSink", markers: tuple[Push, Pop]) -> None:
+    torch_npu's profiler cannot pause. With a deferring sink the handler only
+    writes raw data and :meth:`finish` runs torch_npu's analysis.
+    """
+
+    def __init__(self, sink: "TraceSink", markers: tuple[Push, Pop], analyse_later: bool = False) -> None:
         self.sink = sink
         self._push, self._pop = markers
         # Directories of earlier sessions with the same stem are not this trace's.
         self.before = frozenset(_profiling_dirs(sink))
         #: The ``torch_npu.profiler.profile`` object (set by the backend once built).
         self.profile: Any = None
+        #: Whether :meth:`finish` analyses the raw data (the handler was told not to).
+        self.analyse_later = analyse_later
 
     def start(self) -> None:
         self.profile.start()
@@ -157,6 +155,14 @@ class NpuTrace(Trace):
                 self.sink.add(output)
         return list(self.sink.paths)
 
+    def finish(self) -> None:
+        """Run torch_npu's analysis on the raw data of each new profiling directory (when it was deferred)."""
+        if not self.analyse_later:
+            return
+        for directory in _profiling_dirs(self.sink):
+            if directory not in self.before and not analysed_outputs(directory):
+                analyze_traces(directory)
+
     # op_table: torch_npu's profiler has no key_averages(); op statistics come from the analysed trace.
 
 
@@ -169,6 +175,7 @@ class NpuBackend(Backend):
     description = "torch_npu.profiler, CPU + NPU activities, experimental config, NPU-event timing"
     options_class = NpuOptions
     install_hint = INSTALL_HINT
+    activity_kinds = ("cpu", "device")
 
     def __init__(self) -> None:
         self._module: Any = None
@@ -224,6 +231,29 @@ class NpuBackend(Backend):
             options, accepted_keywords(profiler._ExperimentalConfig), version=version, on_drop=self._warn_once
         )
 
+    def profiler_keywords(self) -> frozenset[str] | None:
+        """What ``profiler_kwargs`` may set: keywords of ``torch_npu.profiler.profile`` npuprofile leaves alone."""
+        accepted = accepted_keywords(self._torch_npu().profiler.profile)
+        return None if accepted is None else accepted - set(MANAGED_KEYWORDS) - {"experimental_config"}
+
+    def _check_profiler_kwargs(self, given: Any) -> None:
+        if "experimental_config" in given:
+            raise ConfigError(
+                "profiler_kwargs: ['experimental_config'] set by npuprofile from the npu= options "
+                "(profiler_level, aic_metrics, export_type, ...); allowed: "
+                + (", ".join(sorted(self.profiler_keywords() or ())) or "none")
+            )
+        super()._check_profiler_kwargs(given)
+
+    def activity_map(self) -> dict[str, list[Any]]:
+        """torch_npu's ``ProfilerActivity`` values of each kind."""
+        activity = self._torch_npu().profiler.ProfilerActivity
+        return {"cpu": [activity.CPU], "device": [activity.NPU]}
+
+    def memory_history(self) -> MemoryHistory:
+        """torch_npu's caching-allocator history (``torch_npu.npu.memory``)."""
+        return AllocatorHistory(self._torch_npu().npu.memory)
+
     def _warn_once(self, message: str) -> None:
         if message not in self._warned:
             self._warned.add(message)
@@ -234,14 +264,16 @@ class NpuBackend(Backend):
         """torch_npu's profiler, its handler writing ``<stem>_<pid>_<time>_ascend_pt`` under the output dir."""
         profiler = self._torch_npu().profiler
         sink.directory.mkdir(parents=True, exist_ok=True)
-        trace = NpuTrace(sink, self._markers(options))
+        analyse_later = options.analyse and sink.defer
+        trace = NpuTrace(sink, self._markers(options), analyse_later=analyse_later)
         handler = profiler.tensorboard_trace_handler(
-            dir_name=str(sink.directory), worker_name=_worker_name(sink), analyse_flag=options.analyse
+            dir_name=str(sink.directory), worker_name=_worker_name(sink), analyse_flag=options.analyse and not analyse_later
         )
         if not callable(handler):  # torch_npu swallows its own errors and returns None
             raise BackendError(f"torch_npu tensorboard_trace_handler({str(sink.directory)!r}) returned {handler!r}")
+        table = self.activity_map()
         kwargs: dict[str, Any] = {
-            "activities": [profiler.ProfilerActivity.CPU, profiler.ProfilerActivity.NPU],
+            "activities": [activity for kind in (config.activities or tuple(table)) for activity in table[kind]],
             "record_shapes": config.record_shapes,
             "profile_memory": config.profile_memory,
             "with_stack": config.with_stack,
@@ -252,6 +284,7 @@ class NpuBackend(Backend):
         }
         if config.schedule is not None:
             kwargs["schedule"] = self._schedule(config.schedule)
+        kwargs.update(config.profiler_kwargs or {})
         trace.profile = profiler.profile(**kwargs)
         return trace
 

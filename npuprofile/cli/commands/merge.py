@@ -17,6 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="merge traces of different runs (different run ids or world sizes, or a rank twice)")
     parser.add_argument("--align", choices=("clock", "none"), default="clock",
                         help="clock: put every rank on one time base (default); none: keep timestamps")
+    parser.add_argument("--group-by", default="", metavar="KEYS",
+                        help="order and label lanes by these coordinates first, e.g. tp,dp")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress display")
 
 
@@ -27,11 +29,12 @@ def run(args: argparse.Namespace) -> int:
     from npuprofile.analysis.merge import merge_traces
     from npuprofile.cli.commands._progress import ProgressBar
 
+    group_by = tuple(key.strip() for key in args.group_by.split(",") if key.strip())
     output = Path(args.output).resolve()
     paths = [p for source in args.inputs for p in find_traces(source) if p.resolve() != output]
     with ProgressBar("merging", quiet=args.quiet) as progress:
         result = merge_traces(paths, args.output, run_id=args.run_id, allow_mixed_runs=args.allow_mixed_runs,
-                              align=args.align, progress=progress)
+                              align=args.align, progress=progress, group_by=group_by)
     ranks = ",".join(str(r) for r in result.ranks)
     runs = ", ".join(result.run_ids)
     print(f"merged {len(result.files)} trace(s) of run {runs} (ranks {ranks}): "

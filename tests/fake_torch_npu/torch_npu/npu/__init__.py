@@ -5,8 +5,9 @@ from torch_npu import _fake
 from .utils import synchronize, current_stream, device_count
 from .streams import Stream, Event
 from .mstx import mstx
+from . import memory
 
-__all__ = ["synchronize", "current_stream", "device_count", "is_available", "Stream", "Event", "mstx"]
+__all__ = ["synchronize", "current_stream", "device_count", "is_available", "Stream", "Event", "mstx", "memory"]
 
 
 def is_available():

@@ -1,0 +1,114 @@
+"""The controller inside a mock serving engine: HTTP control from another thread, SIGTERM, exit."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import npuprofile as npp
+from tests.conftest import load_trace
+from tests.mock_engine import ControlServer, MockEngine, post
+from tests.unit.test_controller import op_names, step_ranges, traces
+
+ROOT = Path(__file__).resolve().parents[2]
+JOB = ROOT / "tests" / "engine_job.py"
+
+
+def test_http_requests_from_another_thread_give_full_traces(tmp_path: Path) -> None:
+    controller = npp.Controller(output_dir=tmp_path, run_id="served", coords={"tp": 0, "dp": 0})
+    engine = MockEngine(controller, pause_s=0.002)
+    answers: list[tuple[int, dict[str, Any]]] = []
+
+    def client(port: int) -> None:
+        answers.append(post(port, "/start_profile?steps=3&stages=prefill,decode"))
+        for _ in range(25):  # bounded: a few requests while that capture runs, all refused
+            answers.append(post(port, "/start_profile?steps=4"))
+            time.sleep(0.005)
+        while not all(c.done for c in server.captures):
+            time.sleep(0.01)
+        answers.append(post(port, "/start_profile?steps=100&delay_steps=2"))
+        time.sleep(0.2)
+        answers.append(post(port, "/stop_profile"))
+
+    with ControlServer(controller) as server:
+        thread = threading.Thread(target=client, args=(server.port,), name="client")
+        thread.start()
+        engine.run(3000, until=lambda: not thread.is_alive() and all(c.done for c in server.captures))
+        thread.join(30)
+        engine.run(3)
+    controller.close()
+    assert answers[0][0] == 200 and answers[-1] == (200, {"stopped": "c2"})
+    refused = [body["error"] for status, body in answers if status == 409]
+    assert refused and all("capture refused: capture 'c1'" in text for text in refused)
+    staged, stopped = server.captures
+    staged.wait(30)
+    for stage, other in (("prefill", "aten::tanh"), ("decode", "aten::sigmoid")):
+        (trace,) = traces(staged, stage)
+        assert len(step_ranges(trace)) == 3 and other not in op_names(trace)
+        assert len(staged.summary(stage).steps) == 3
+        assert ".rank0.tp0-dp0." + stage + "." in trace.name
+    stopped.wait(30)
+    assert stopped.cut_short
+    (trace,) = traces(stopped)
+    first = int(step_ranges(trace)[0].split("#")[1])
+    assert first == stopped.start_step and len(step_ranges(trace)) == len(stopped.summary().steps) > 0
+
+
+def _start(mode: str, out: Path) -> subprocess.Popen[str]:
+    out.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NPUPROFILE_")}
+    env.update(PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    return subprocess.Popen([sys.executable, str(JOB), mode, str(out)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(path: Path, proc: subprocess.Popen[str], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if proc.poll() is not None:
+            raise AssertionError(f"the engine ended early ({proc.returncode}):\n{proc.stderr.read()[-3000:]}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError("the engine never started capturing")
+        time.sleep(0.05)
+
+
+def _check_flushed(out: Path) -> int:
+    (trace,) = out.glob("*.pt.trace.json")
+    (summary_path,) = out.glob("*.summary.json")
+    assert ".rank0.tp0-dp1." in trace.name
+    ranges = step_ranges(trace)
+    summary = json.loads(summary_path.read_text())
+    assert len(ranges) == len(summary["steps"]) >= 6
+    assert summary["metadata"]["capture"]["cut_short"] is True
+    assert load_trace(trace)["npuprofile"]["coords"] == {"tp": 0, "dp": 1}
+    assert not [p for p in out.iterdir() if p.name.startswith(".")], "no temporary files left"
+    return len(ranges)
+
+
+@pytest.mark.slow
+def test_sigterm_and_exit_finish_the_running_capture(tmp_path: Path) -> None:
+    procs = {mode: _start(mode, tmp_path / mode) for mode in ("sigterm", "thread", "exit")}
+    for mode in ("sigterm", "thread"):
+        _wait_for(tmp_path / mode / "capturing", procs[mode])
+        procs[mode].send_signal(signal.SIGTERM)
+    for mode, proc in procs.items():
+        try:
+            _, err = proc.communicate(timeout=180)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+        expected = 0 if mode == "exit" else -signal.SIGTERM
+        assert proc.returncode == expected, f"{mode}: {proc.returncode}\n{err[-3000:]}"
+        recorded = _check_flushed(tmp_path / mode)
+        if mode == "exit":
+            assert recorded == 12
