@@ -8,9 +8,10 @@ into statistics at each step (:class:`~npuprofile.core.collector.Collector`).
 
 The stack of open regions: each region links to its parent, the innermost
 open region of its thread or asyncio task when it was entered. Outside a
-running event loop a thread's open regions are a list kept per thread (push at
-entry, pop at exit). Inside a running event loop tasks interleave on one
-thread, so there the region entered last is kept in a
+running event loop each thread keeps its innermost open region in a
+:class:`threading.local` (set at entry, reset to the parent at exit). Inside a
+running event loop tasks interleave on one thread, so there the region
+entered last is kept in a
 :class:`contextvars.ContextVar` (every task has its own); exits leave that
 variable alone, and the next region entered in the task skips the closed ones
 to find its parent.
@@ -41,6 +42,8 @@ ACTIVE: "list[Recorder]" = []
 _CURRENT: "contextvars.ContextVar[Region | None]" = contextvars.ContextVar("npuprofile_region", default=None)
 _get_current = _CURRENT.get
 _set_current = _CURRENT.set
+
+
 class _ThreadStack:
     """One thread's open regions outside an event loop: the innermost in ``top``, the rest by ``parent``."""
 

@@ -401,3 +401,25 @@ def test_name_with_a_lone_surrogate_is_stored_escaped_and_nothing_else_is_lost(t
     names = [e["name"] for e in user_annotations(load_trace(s.trace_paths[0]))]
     # markers kept working (torch's exporter writes the escape's backslash as a slash)
     assert sum("udcff" in name for name in names) == 2 and names.count("after") == 2
+
+
+def test_task_regions_nest_under_a_region_opened_before_the_loop(manual) -> None:
+    parents: list[object] = []
+
+    async def task() -> None:
+        with npp.profile_region("in-task") as inner:
+            parents.append(inner.parent)
+            await asyncio.sleep(0)
+            assert npp.current_region() is inner
+
+    async def main() -> None:
+        await asyncio.gather(task(), task())
+
+    with npp.session(backend="manual", trace=False) as s:
+        with npp.profile_region("outer") as outer:
+            asyncio.run(main())
+            assert npp.current_region() is outer
+        with npp.profile_region("after") as after:
+            assert after.parent is None
+    assert parents == [outer, outer]
+    assert {r.name: r.count for r in s.summary().regions} == {"outer": 1, "in-task": 2, "after": 1}
