@@ -18,6 +18,7 @@ import logging
 from typing import Any, Callable
 
 from npuprofile.core import compile as _compile
+from npuprofile.core import graph as _graph
 from npuprofile.core.env import pure_python_from_env
 from npuprofile.core.stats import Samples
 from npuprofile.errors import RegionError
@@ -288,9 +289,8 @@ if SPEEDUPS:
 
 @_compile.stand_in(profile_region)
 def _profile_region_in_graph(name: str, *, sync: bool = False) -> Any:
-    """What Dynamo traces instead of :func:`profile_region`: a no-op that is noted once."""
-    _compile.note_compiled(name)
-    return IDLE_REGION
+    """What Dynamo traces instead of :func:`profile_region`: a range of the graph (see :mod:`npuprofile.core.graph`)."""
+    return _graph.GraphRange(name)
 
 
 def current_region() -> Region | None:

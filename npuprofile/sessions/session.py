@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
 from npuprofile.backends.base import Adapter, OpStat
 from npuprofile.backends.registry import backends
 from npuprofile.core import compile as _compile
+from npuprofile.core import graph as _graph
 from npuprofile.core import region as _region
 from npuprofile.core.region import ACTIVE, Recorder
 from npuprofile.core.stats import RegionStats
@@ -64,6 +65,7 @@ class Session:
         self._started_at: float | None = None
         self._stopped_at: float | None = None
         self._reported: set[str] = set()
+        self._compiled: _graph.SessionRegions | None = None
         self._lock = threading.RLock()
 
     # -- properties -------------------------------------------------------------------
@@ -131,6 +133,8 @@ class Session:
                     self._profiler = None
             self._recorder = Recorder(timer, adapter.synchronize, push, pop, on_error=self._marker_error)
             self._step_mark = timer.mark()
+            self._compiled = _graph.SessionRegions(self.config.compiled_ranges)
+            self._compiled.start()
             ACTIVE.append(self._recorder)
             self.state = "running"
         from npuprofile.sessions import lifecycle as _lifecycle
@@ -152,6 +156,8 @@ class Session:
             self._close_open_regions(recorder)
             if ACTIVE and ACTIVE[0] is recorder:
                 ACTIVE.clear()
+            if self._compiled is not None:
+                self._compiled.stop()
             recorder.closed = True
             self._stopped_at = time.time()
             adapter = self.adapter
@@ -269,8 +275,11 @@ class Session:
             "options": self.config.to_dict(),
             "trace_paths": [str(p) for p in self.trace_paths],
             "degraded": list(self.degraded),
-            "compiled_regions": sorted(_compile.COMPILED_REGIONS),
         }
+        # Regions inside compiled graphs that ran while this session recorded (and were not timed there).
+        compiled = self._compiled.not_timed() if self._compiled is not None else {}
+        meta["compiled_regions"] = list(compiled)
+        meta["compiled_regions_where"] = compiled
         if adapter is not None:
             meta["backend_options"] = adapter.options_to_dict(self.adapter_options)
             try:
@@ -383,6 +392,7 @@ def session(
     schedule: _config.Schedule | str | Mapping[str, int] | None = None,
     gzip: bool | None = None,
     strict: bool | None = None,
+    compiled_ranges: bool | None = None,
     ranks: Iterable[int] | str | None = None,
     run_id: str | None = None,
     enabled: bool | None = None,
@@ -399,7 +409,8 @@ def session(
     config = _config.resolve(
         backend=backend, output_dir=output_dir, trace=trace, record_shapes=record_shapes,
         with_stack=with_stack, profile_memory=profile_memory, with_flops=with_flops,
-        with_modules=with_modules, schedule=schedule, gzip=gzip, strict=strict, ranks=ranks,
+        with_modules=with_modules, schedule=schedule, gzip=gzip, strict=strict,
+        compiled_ranges=compiled_ranges, ranks=ranks,
         run_id=run_id, enabled=enabled,
     )
     known = set(backends.names())

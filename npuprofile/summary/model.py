@@ -318,6 +318,8 @@ class RunInfo:
     warmup_steps: int | None = None
     degraded: list[str] = dataclasses.field(default_factory=list)
     compiled_regions: list[str] = dataclasses.field(default_factory=list)
+    #: Where each region of ``compiled_regions`` was seen: the compiled functions (name, file and line).
+    compiled_regions_where: dict[str, list[str]] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def from_metadata(cls, metadata: dict[str, Any]) -> RunInfo:
@@ -330,12 +332,19 @@ class RunInfo:
             value = metadata.get(key)
             return [str(v) for v in value] if isinstance(value, (list, tuple)) else []
 
+        def places(key: str) -> dict[str, list[str]]:
+            value = metadata.get(key)
+            if not isinstance(value, dict):
+                return {}
+            return {str(k): [str(p) for p in v] for k, v in value.items() if isinstance(v, (list, tuple))}
+
         return cls(
             backend=typed("backend", str), run_id=typed("run_id", str), rank=typed("rank", int),
             world_size=typed("world_size", int), host=typed("host", str), pid=typed("pid", int),
             started_at=typed("started_at", int, float), stopped_at=typed("stopped_at", int, float),
             steps=typed("steps", int), warmup_steps=typed("warmup_steps", int),
             degraded=texts("degraded"), compiled_regions=texts("compiled_regions"),
+            compiled_regions_where=places("compiled_regions_where"),
         )
 
 
