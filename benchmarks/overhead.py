@@ -362,6 +362,60 @@ def tracing(report: Report, out_dir: Path, backend: str, repeats: int) -> None:
     )
 
 
+def compiled_layers(report: Report, backend: str = "inductor") -> None:
+    """A compiled model whose layers' ``forward`` is ``@profiled``, against the same model undecorated.
+
+    Inside the graph a region costs nothing (no operator; one attribute store per
+    compiled call notes that it ran), so the two forwards should match.
+    """
+    import torch
+
+    class Layer(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = torch.nn.Linear(256, 256)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.relu(self.linear(x))
+
+    class ProfiledLayer(Layer):
+        @npp.profiled("layer")
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.relu(self.linear(x))
+
+    def model(layer: type) -> Any:
+        torch.manual_seed(0)
+        return torch.compile(torch.nn.Sequential(*(layer() for _ in range(8))), backend=backend, fullgraph=True)
+
+    # One intra-op thread, timed in CPU time of this thread: other processes on a
+    # shared machine then land in neither side.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    x = torch.randn(32, 256)
+    models = {"plain": model(Layer), "decorated": model(ProfiledLayer)}
+
+    def per_call(compiled: Any, n: int = 200) -> float:
+        start = time.thread_time_ns()
+        for _ in range(n):
+            compiled(x)
+        return (time.thread_time_ns() - start) / n
+
+    samples: dict[str, list[float]] = {name: [] for name in models}
+    try:
+        with torch.no_grad():
+            for compiled in models.values():
+                per_call(compiled, 3)  # compile and warm up
+            for repeat in range(15):
+                order = list(models.items())
+                for name, compiled in order if repeat % 2 else reversed(order):
+                    samples[name].append(per_call(compiled))
+    finally:
+        torch.set_num_threads(threads)
+    report.check(
+        f"compiled model forward ({backend}): decorated layers vs undecorated",
+        min(samples["decorated"]), min(samples["plain"]), 1.02,
+    )
+
 def import_cost(report: Report) -> None:
     code = (
         "import time, sys\n"
@@ -399,6 +453,7 @@ def main() -> None:
     many_names(report, args.quick)
     long_run_memory(report, args.quick)
     import_cost(report)
+    compiled_layers(report)
     report.finish()
 
 

@@ -1,25 +1,28 @@
-"""How regions behave under ``torch.compile``.
+"""Hooks into ``torch.compile`` (Dynamo): what it traces instead of our code, and what it leaves eager.
 
-Dynamo cannot trace a region (it keeps its stack in a ``contextvars.ContextVar``
-and reads a host or device clock), and a graph break per region would change
-the very program being measured. So, inside a compiled graph, regions are
-no-ops that keep the graph whole (``fullgraph=True`` works), and they do not
-vanish silently: the first time Dynamo traces one, its name is logged once and
-recorded in :data:`COMPILED_REGIONS`, which every summary reports.
+Dynamo cannot trace a region (it reads a clock and keeps its stack in a
+``contextvars.ContextVar``), and a graph break per region would change the
+very program being measured. So the entry points of regions tell Dynamo what
+to trace in their place:
 
-To time compiled code, put the region outside the graph: around the call of
-the compiled function, or ``@profiled`` on a function that is then compiled
-(the wrapper stays outside the graph and times each compiled call).
+- :func:`compiling` returns False when run and True when traced: code that
+  branches on it first takes a path Dynamo can trace without ever reading
+  session state, so no guard (and no recompilation) depends on a session;
+- :func:`stand_in` makes Dynamo trace a replacement instead of a function
+  (``torch.compiler.substitute_in_graph``);
+- :func:`skip_frame_of` makes Dynamo run a function's own frame eagerly and
+  compile what it calls (the ``@profiled`` wrapper of a compiled function);
+- :func:`constant_at_trace` marks a function whose result Dynamo takes as a
+  constant (``assume_constant_result``): it runs once per trace, never per call;
+- :func:`when_installed` runs a setup step once Dynamo is there (defining the
+  range operators of :mod:`npuprofile.core.graph`).
 
 Nothing here imports torch or Dynamo: :func:`install` (run at import, at
 session start and by ``profile_module``) registers with Dynamo only once
 ``torch._dynamo`` has been imported by someone else (``torch.compile`` does
 that on first use); before that it arms a one-shot import hook that installs
-right after ``torch._dynamo`` loads.
-The hooks used are ``torch.compiler.substitute_in_graph`` (Dynamo traces a
-no-op stand-in instead of a region entry point), ``assume_constant_result``
-(the note runs once, at trace time) and a Dynamo skip of the ``@profiled``
-wrapper's frame.
+right after ``torch._dynamo`` loads, so every registration is in place before
+the first trace.
 """
 
 from __future__ import annotations
@@ -29,46 +32,37 @@ import importlib.util
 import logging
 import sys
 import threading
+import types
 from typing import Any, Callable
 
 logger = logging.getLogger("npuprofile")
 
-#: Names of regions Dynamo met inside a compiled graph in this process (not timed there).
-COMPILED_REGIONS: set[str] = set()
-
 _STAND_INS: list[tuple[Callable[..., Any], Callable[..., Any]]] = []
-_SKIPPED: list[Callable[..., Any]] = []
+_SKIPPED: list[types.CodeType] = []
+_CONSTANTS: list[Callable[..., Any]] = []
+_SETUPS: list[Callable[[], None]] = []
 _INSTALLED = False
-#: True once :func:`note_compiled` is registered to run at trace time (read by traced stand-ins).
+#: True once the registrations are in place in Dynamo.
 READY = False
 _LOCK = threading.Lock()
 
 
-def note_compiled(name: str) -> bool:
-    """Record that region ``name`` was traced into a compiled graph (runs at trace time only)."""
-    if name not in COMPILED_REGIONS:
-        first = not COMPILED_REGIONS
-        COMPILED_REGIONS.add(name)
-        log = logger.warning if first else logger.info
-        log(
-            "npuprofile: region %r is inside a torch.compile graph and is not timed there; "
-            "time the compiled call from outside (see docs/timing.md)",
-            name,
-        )
-    return True
+def compiling() -> bool:
+    """False when run; True when Dynamo traces the call (a stand-in), so callers branch without guards."""
+    return False
 
 
 def stand_in(original: Callable[..., Any]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare that Dynamo should trace the decorated function instead of ``original``.
 
-    The stand-in must be a no-op with the same calling convention that calls
-    :func:`note_compiled` with the region name.
+    The stand-in takes the same arguments and must be traceable: no clocks, no
+    context variables, no session state.
     """
 
     def declare(replacement: Callable[..., Any]) -> Callable[..., Any]:
         with _LOCK:
             _STAND_INS.append((original, replacement))
-            installed = _INSTALLED
+            installed = READY
         if installed:
             _apply_stand_in(original, replacement)
         return replacement
@@ -76,17 +70,43 @@ def stand_in(original: Callable[..., Any]) -> Callable[[Callable[..., Any]], Cal
     return declare
 
 
-def skip_frame_of(function: Callable[..., Any]) -> None:
-    """Declare that Dynamo should run ``function``'s frames eagerly and compile what they call."""
+def skip_frame_of(code: types.CodeType) -> None:
+    """Declare that Dynamo should run frames of ``code`` eagerly and compile what they call."""
     with _LOCK:
-        _SKIPPED.append(function)
-        installed = _INSTALLED
+        _SKIPPED.append(code)
+        installed = READY
     if installed:
-        _apply_skip(function)
+        _apply_skip(code)
+
+
+def constant_at_trace(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Declare that Dynamo runs ``function`` while tracing and takes its result as a constant."""
+    with _LOCK:
+        _CONSTANTS.append(function)
+        installed = READY
+    if installed:
+        _apply_constant(function)
+    return function
+
+
+def when_installed(setup: Callable[[], None]) -> None:
+    """Run ``setup`` once Dynamo is loaded (at once if it already is); a failure is logged, never raised."""
+    with _LOCK:
+        _SETUPS.append(setup)
+        installed = READY
+    if installed:
+        _run_setup(setup)
+
+
+def _compiling_in_graph() -> bool:
+    return True
+
+
+stand_in(compiling)(_compiling_in_graph)
 
 
 def install() -> None:
-    """Register the stand-ins with Dynamo once it is loaded; until then, wait for its import (cheap)."""
+    """Register everything with Dynamo once it is loaded; until then, wait for its import (cheap)."""
     global _INSTALLED, READY
     if _INSTALLED:
         return
@@ -97,19 +117,33 @@ def install() -> None:
         if _INSTALLED:
             return
         _INSTALLED = True
-        stand_ins = list(_STAND_INS)
-        skipped = list(_SKIPPED)
     try:
-        import torch._dynamo
+        import torch._dynamo  # noqa: F401 - loaded already; makes sure it finished loading
     except Exception as exc:  # a torch without Dynamo: nothing can be compiled
         logger.debug("npuprofile: torch._dynamo unavailable (%s); compile support not installed", exc)
         return
-    torch._dynamo.assume_constant_result(note_compiled)
-    READY = True
+    with _LOCK:
+        READY = True
+        stand_ins, skipped = list(_STAND_INS), list(_SKIPPED)
+        constants, setups = list(_CONSTANTS), list(_SETUPS)
+    for function in constants:
+        _apply_constant(function)
     for original, replacement in stand_ins:
         _apply_stand_in(original, replacement)
-    for function in skipped:
-        _apply_skip(function)
+    for code in skipped:
+        _apply_skip(code)
+    for setup in setups:
+        _run_setup(setup)
+
+
+def _apply_constant(function: Callable[..., Any]) -> None:
+    try:
+        import torch._dynamo
+
+        mark_constant: Any = torch._dynamo.assume_constant_result
+        mark_constant(function)
+    except Exception as exc:
+        logger.debug("npuprofile: could not mark %r as constant under compile: %s", function, exc)
 
 
 def _apply_stand_in(original: Callable[..., Any], replacement: Callable[..., Any]) -> None:
@@ -121,13 +155,20 @@ def _apply_stand_in(original: Callable[..., Any], replacement: Callable[..., Any
         logger.debug("npuprofile: could not register a compile stand-in for %r: %s", original, exc)
 
 
-def _apply_skip(function: Callable[..., Any]) -> None:
+def _apply_skip(code: types.CodeType) -> None:
     try:
         from torch._dynamo.eval_frame import skip_code
 
-        skip_code(function.__code__)
+        skip_code(code)
     except Exception as exc:
-        logger.debug("npuprofile: could not mark %r to run outside compiled graphs: %s", function, exc)
+        logger.debug("npuprofile: could not mark %s to run outside compiled graphs: %s", code.co_name, exc)
+
+
+def _run_setup(setup: Callable[[], None]) -> None:
+    try:
+        setup()
+    except Exception as exc:
+        logger.debug("npuprofile: compile setup %s failed: %s", getattr(setup, "__name__", setup), exc)
 
 
 class _InstallAfterDynamo(importlib.abc.MetaPathFinder):

@@ -30,6 +30,7 @@ import threading
 from typing import Any, Callable
 
 from npuprofile.core import compile as _compile
+from npuprofile.core import graph as _graph
 from npuprofile.core.stats import escaped_name
 from npuprofile.errors import RegionError
 
@@ -419,9 +420,8 @@ def profile_region(name: str, *, sync: bool = False) -> Any:
 
 @_compile.stand_in(profile_region)
 def _profile_region_in_graph(name: str, *, sync: bool = False) -> Any:
-    """What Dynamo traces instead of :func:`profile_region`: a no-op that is noted once."""
-    _compile.note_compiled(name)
-    return IDLE_REGION
+    """What Dynamo traces instead of :func:`profile_region`: a range of the graph (see :mod:`npuprofile.core.graph`)."""
+    return _graph.GraphRange(name)
 
 
 def current_region() -> Region | None:

@@ -270,6 +270,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("schedule", None, parse_schedule),
     _bool_option("gzip"),
     _bool_option("strict"),
+    _bool_option("compiled_ranges"),
     Option("ranks", None, parse_ranks),
     Option("run_id", None, parse_run_id),
     Option("coords", None, parse_coords),
@@ -296,6 +297,7 @@ class Config:
     schedule: Schedule | None = None
     gzip: bool = False
     strict: bool = False
+    compiled_ranges: bool = False
     ranks: tuple[int, ...] | None = None
     run_id: str | None = None
     #: This process's place in the job's parallel splits (``(("tp", 0), ("dp", 1))``), in file names and summaries.

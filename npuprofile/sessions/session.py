@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
 from npuprofile.backends.base import Backend, MemoryHistory, OpStat, Trace
 from npuprofile.backends.registry import backends
 from npuprofile.core import compile as _compile
+from npuprofile.core import graph as _graph
 from npuprofile.core import region as _region
 from npuprofile.core.collector import STEP_LIMIT, Collector, Reservoir
 from npuprofile.core.region import ACTIVE, Recorder
@@ -90,6 +91,7 @@ class Session:
         self._started_at: float | None = None
         self._stopped_at: float | None = None
         self._reported: set[str] = set()
+        self._compiled: _graph.SessionRegions | None = None
         self._lock = threading.RLock()
 
     # -- properties -------------------------------------------------------------------
@@ -159,6 +161,8 @@ class Session:
                 self._start_memory_history(backend)
             self._recorder = Recorder(timer, backend.synchronize, push, pop, on_error=self._marker_error)
             self._step_mark = timer.mark()
+            self._compiled = _graph.SessionRegions(self.config.compiled_ranges)
+            self._compiled.start()
             ACTIVE.append(self._recorder)
             self.state = "running"
         if self.flush_on_exit:
@@ -230,6 +234,8 @@ class Session:
             self._close_open_regions(recorder)
             if ACTIVE and ACTIVE[0] is recorder:
                 ACTIVE.clear()
+            if self._compiled is not None:
+                self._compiled.stop()
             recorder.closed = True
             self._stopped_at = time.time()
             steps: list[tuple[str, Callable[[], Any]]] = []
@@ -438,8 +444,11 @@ class Session:
             "options": self.config.to_dict(),
             "trace_paths": [str(p) for p in self.trace_paths],
             "degraded": list(self.degraded),
-            "compiled_regions": sorted(_compile.COMPILED_REGIONS),
         }
+        # Regions inside compiled graphs that ran while this session recorded (and were not timed there).
+        compiled = self._compiled.not_timed() if self._compiled is not None else {}
+        meta["compiled_regions"] = list(compiled)
+        meta["compiled_regions_where"] = compiled
         if self.memory_snapshot_path is not None:
             meta["memory_snapshot"] = str(self.memory_snapshot_path)
         if self.config.upload_to is not None:
@@ -591,6 +600,7 @@ def session(
     schedule: _config.Schedule | str | Mapping[str, int] | None = None,
     gzip: bool | None = None,
     strict: bool | None = None,
+    compiled_ranges: bool | None = None,
     ranks: Iterable[int] | str | None = None,
     run_id: str | None = None,
     enabled: bool | None = None,
@@ -621,7 +631,7 @@ def session(
         with_stack=with_stack, profile_memory=profile_memory, with_flops=with_flops,
         with_modules=with_modules, schedule=schedule, gzip=gzip, strict=strict, ranks=ranks,
         run_id=run_id, enabled=enabled, coords=coords, activities=activities, memory_snapshot=memory_snapshot,
-        profiler_kwargs=profiler_kwargs, **backend_options,
+        profiler_kwargs=profiler_kwargs, compiled_ranges=compiled_ranges, **backend_options,
     )
     return Session(config, chosen, parsed)
 

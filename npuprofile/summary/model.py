@@ -342,6 +342,8 @@ class RunInfo:
     coords: dict[str, int] = dataclasses.field(default_factory=dict)
     #: The engine stage a capture recorded (``"decode"``), or ``None``.
     stage: str | None = None
+    #: Where each region of ``compiled_regions`` was seen: the compiled functions (name, file and line).
+    compiled_regions_where: dict[str, list[str]] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def from_metadata(cls, metadata: dict[str, Any]) -> RunInfo:
@@ -354,6 +356,12 @@ class RunInfo:
             value = metadata.get(key)
             return [str(v) for v in value] if isinstance(value, (list, tuple)) else []
 
+        def places(key: str) -> dict[str, list[str]]:
+            value = metadata.get(key)
+            if not isinstance(value, dict):
+                return {}
+            return {str(k): [str(p) for p in v] for k, v in value.items() if isinstance(v, (list, tuple))}
+
         coords = metadata.get("coords")
         return cls(
             coords={str(k): v for k, v in coords.items() if isinstance(v, int)} if isinstance(coords, dict) else {},
@@ -363,6 +371,7 @@ class RunInfo:
             started_at=typed("started_at", int, float), stopped_at=typed("stopped_at", int, float),
             steps=typed("steps", int), warmup_steps=typed("warmup_steps", int),
             degraded=texts("degraded"), compiled_regions=texts("compiled_regions"),
+            compiled_regions_where=places("compiled_regions_where"),
         )
 
 

@@ -16,7 +16,7 @@ from npuprofile.sessions.files import atomic_write_text
 from npuprofile.summary.model import ALL_RANKS, BENCH, DEVICE, HOST, HOST_AND_DEVICE, SYNC, TRACE, RegionRow, Summary
 
 if TYPE_CHECKING:
-    from npuprofile.summary.model import DeviceTime
+    from npuprofile.summary.model import DeviceTime, RunInfo
 
 MISSING = "–"
 DISTRIBUTION_COLUMNS = ("count", "total", "self", "mean", "std", "min", "max",
@@ -190,6 +190,15 @@ def memory_table(summary: Summary) -> str:
     return render_table(("device", "allocated", "reserved"), rows)
 
 
+def compiled_regions(run: RunInfo) -> str:
+    """The regions inside compiled graphs, grouped by the compiled functions they were seen in."""
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for name in run.compiled_regions:
+        groups.setdefault(tuple(run.compiled_regions_where.get(name, ())), []).append(name)
+    return "; ".join(
+        ", ".join(names) + (f" (in {', '.join(places)})" if places else "") for places, names in groups.items()
+    )
+
 # -- layouts: the lines of each kind of summary ------------------------------------------------
 def _session(summary: Summary) -> list[str]:
     run = summary.run
@@ -198,7 +207,7 @@ def _session(summary: Summary) -> list[str]:
         parts.append("DEGRADED: " + "; ".join(run.degraded))
     parts.append(region_table(summary) if summary.regions else "(no regions recorded)")
     if run.compiled_regions:
-        parts.append("inside torch.compile graphs, not timed: " + ", ".join(run.compiled_regions))
+        parts.append("inside torch.compile graphs, not timed: " + compiled_regions(run))
     if summary.ops_of(HOST_AND_DEVICE):
         parts += ["", op_table(summary)]
     return parts

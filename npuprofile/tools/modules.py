@@ -14,6 +14,7 @@ import functools
 from typing import Any, Iterable
 
 from npuprofile.core import compile as _compile
+from npuprofile.core import graph as _graph
 from npuprofile.core.region import ACTIVE, Region, current_region
 from npuprofile.errors import ConfigError
 
@@ -54,12 +55,18 @@ def _exit(state: _ModuleState, module: Any, args: Any, output: Any) -> None:
 
 @_compile.stand_in(_enter)
 def _enter_in_graph(state: _ModuleState, module: Any, args: Any) -> None:
-    _compile.note_compiled(state.name)
+    _graph.graph_push(state.name, args)
 
 
 @_compile.stand_in(_exit)
 def _exit_in_graph(state: _ModuleState, module: Any, args: Any, output: Any) -> None:
-    return None
+    _graph.graph_pop(state.name, output)
+
+
+# The compiled module's own hooks run as frames of their own, outside its graph:
+# Dynamo runs them eagerly, so the root region times each compiled call.
+_compile.skip_frame_of(_enter.__code__)
+_compile.skip_frame_of(_exit.__code__)
 
 
 class ModuleProfile:

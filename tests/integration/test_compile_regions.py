@@ -1,34 +1,30 @@
-"""Regions under torch.compile: the compile never breaks, regions in the graph are noted, outside ones are timed.
+"""Regions under torch.compile: what each session reports, timing of compiled calls, compile-time hooks.
 
-Uses the "eager" and "aot_eager" Dynamo backends (fast on CPU); one inductor case is marked slow.
+The full matrix of region kinds and compile settings is in test_compile_matrix.py;
+in-graph range operators are in test_compile_ranges.py.
 """
 
 from __future__ import annotations
 
 import subprocess
 import sys
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 import torch
+from torch._dynamo.utils import counters
 
 import npuprofile as npp
-from npuprofile.backends import registry as _registry
-from npuprofile.core import compile as _compile
-from npuprofile.core import region as _region
+from npuprofile.backends.base import Timer
+from tests.fakes import register_clock
 
 
 @pytest.fixture(autouse=True)
-def clean_state() -> Iterator[None]:
-    _registry.backends.reset()
-    _region.ACTIVE.clear()
-    _compile.COMPILED_REGIONS.clear()
+def fresh_dynamo() -> Iterator[None]:
     torch._dynamo.reset()
+    counters.clear()
     yield
-    _region.ACTIVE.clear()
-    _compile.COMPILED_REGIONS.clear()
     torch._dynamo.reset()
-    _registry.backends.reset()
 
 
 @npp.profiled("scale")
@@ -42,36 +38,67 @@ def body(x: torch.Tensor) -> torch.Tensor:
     return scale(y).cos()
 
 
-def reference(x: torch.Tensor) -> torch.Tensor:
-    return (x.sin() * 2).cos()
+def other(x: torch.Tensor) -> torch.Tensor:
+    with npp.profile_region("other_inner"):
+        return x + 1
 
 
-@pytest.mark.parametrize("backend", ["eager", "aot_eager"])
-@pytest.mark.parametrize("fullgraph", [True, False])
-def test_regions_inside_the_graph_are_noted_not_timed_and_keep_one_graph(backend: str, fullgraph: bool) -> None:
-    compiled = torch.compile(body, backend=backend, fullgraph=fullgraph)
-    x = torch.randn(16)
+def where_of(function: Any) -> str:
+    code = function.__code__
+    return f"{code.co_qualname} (test_compile_regions.py:{code.co_firstlineno})"
+
+
+def test_each_session_lists_the_compiled_regions_that_ran_in_it_and_where() -> None:
+    first = torch.compile(body, backend="eager", fullgraph=True)
+    second = torch.compile(other, backend="eager", fullgraph=True)
+    x = torch.randn(8)
+    first(x), second(x)  # both compiled, before any session
+    with npp.session(trace=False) as only_first:
+        assert torch.allclose(first(x), (x.sin() * 2).cos())
+    with npp.session(trace=False) as only_second:
+        second(x)
+    first(x)  # runs between sessions: reported by none of them
+    with npp.session(trace=False) as neither:
+        pass
+    assert only_first.summary().metadata["compiled_regions"] == ["inner", "scale"]
+    assert only_first.summary().metadata["compiled_regions_where"] == {
+        "inner": [where_of(body)], "scale": [where_of(body)],
+    }
+    assert only_second.summary().metadata["compiled_regions_where"] == {"other_inner": [where_of(other)]}
+    assert neither.summary().metadata["compiled_regions"] == []
+    text = str(only_first.summary())
+    assert "inside torch.compile graphs, not timed: inner, scale (in body (test_compile_regions.py:" in text
+    assert not counters["graph_break"]
+
+
+def test_a_region_seen_in_two_compiled_functions_lists_both() -> None:
+    def caller(x: torch.Tensor) -> torch.Tensor:
+        return scale(x) + 1
+
+    compiled_body = torch.compile(body, backend="eager", fullgraph=True)
+    compiled_caller = torch.compile(caller, backend="eager", fullgraph=True)
     with npp.session(trace=False) as s:
-        for _ in range(3):
-            with npp.profile_region("call"):
-                out = compiled(x)
-    assert torch.allclose(out, reference(x))
-    summary = s.summary()
-    assert summary.region("call").count == 3  # the region around the compiled call is timed
-    assert "inner" not in summary and "scale" not in summary
-    assert summary.metadata["compiled_regions"] == ["inner", "scale"]
-    assert "inside torch.compile graphs, not timed: inner, scale" in str(summary)
-    explained = torch._dynamo.explain(body)(x)
-    assert explained.graph_break_count == 0 and explained.graph_count == 1
+        compiled_body(torch.randn(4))
+        compiled_caller(torch.randn(4))
+    assert s.summary().metadata["compiled_regions_where"]["scale"] == sorted([where_of(body), where_of(caller)])
 
 
-def test_function_compiled_before_the_session_is_noted_once_the_session_runs() -> None:
+def test_a_later_compile_of_other_code_does_not_bring_earlier_regions_back() -> None:
+    with npp.session(trace=False) as s1:
+        torch.compile(body, backend="eager")(torch.randn(4))
+    torch._dynamo.reset()
+    with npp.session(trace=False) as s2:
+        torch.compile(other, backend="eager")(torch.randn(4))
+    assert s1.summary().metadata["compiled_regions"] == ["inner", "scale"]
+    assert s2.summary().metadata["compiled_regions"] == ["other_inner"]
+
+
+def test_stopped_session_keeps_its_list_when_compiled_code_runs_later() -> None:
     compiled = torch.compile(body, backend="eager", fullgraph=True)
-    x = torch.randn(4)
-    compiled(x)
     with npp.session(trace=False) as s:
-        assert torch.allclose(compiled(x), reference(x))
-    assert set(s.summary().metadata["compiled_regions"]) == {"inner", "scale"}
+        pass
+    compiled(torch.randn(4))  # after the stop: not this session's
+    assert s.summary().metadata["compiled_regions"] == []
 
 
 def test_compiling_a_profiled_function_times_each_compiled_call() -> None:
@@ -90,51 +117,63 @@ def test_compiling_a_profiled_function_times_each_compiled_call() -> None:
     assert summary.metadata["compiled_regions"] == ["whole_inner"]
 
 
-def test_profiled_around_a_compiled_function_is_timed() -> None:
-    timed = npp.profiled(torch.compile(reference, backend="eager", fullgraph=True), "compiled_ref")
-    with npp.session(trace=False) as s:
-        for _ in range(2):
+class StepEvents(Timer):
+    """A device-style clock: each mark is an event 1000 ns after the previous one, readable after flush()."""
+
+    host_clock = False
+
+    def __init__(self) -> None:
+        self.marks = 0
+        self.readable = 0
+
+    def mark(self) -> int:
+        self.marks += 1
+        return self.marks
+
+    def flush(self) -> None:
+        self.readable = self.marks
+
+    def elapsed_ns(self, start: int, end: int) -> int:
+        assert end <= self.readable, "an event was read before flush()"
+        return (end - start) * 1000
+
+
+@pytest.mark.parametrize("trace", [False, True], ids=["timer-only", "tracing"])
+def test_compiled_call_decorated_from_outside_is_timed_with_device_events_and_sync(
+    trace: bool, tmp_path: Any, trace_helpers: Any
+) -> None:
+    clock = StepEvents()
+    adapter = register_clock(npp.backends, "events", clock)
+    timed = npp.profiled("compiled_body", sync=True)(torch.compile(body, backend="eager", fullgraph=True))
+    with npp.session(backend="events", trace=trace, output_dir=tmp_path) as s:
+        for _ in range(3):
             timed(torch.randn(4))
-    assert s.summary().region("compiled_ref").count == 2
-
-
-def test_compiled_model_with_profile_module_hooks_compiles_fullgraph() -> None:
-    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU())
-    x = torch.randn(2, 4)
-    expected = model(x)
-    with npp.profile_module(model):
-        compiled = torch.compile(model, backend="eager", fullgraph=True)
-        with npp.session(trace=False) as s:
-            with npp.profile_region("forward"):
-                out = compiled(x)
-    assert torch.equal(out, expected)
-    summary = s.summary()
-    assert summary.region("forward").count == 1
-    assert set(summary.metadata["compiled_regions"]) == {"Sequential", "0", "1"}
+    stats = s.summary().region("compiled_body")
+    assert stats.count == 3
+    assert stats.total_ns == 3 * 1000  # two events per call, nothing else marked in between
+    assert adapter.syncs == 2 * 3  # sync=True: at entry and at exit of each call
+    assert s.summary().metadata["compiled_regions"] == ["inner", "scale"]
+    if trace:
+        events = trace_helpers.annotations(trace_helpers.load(s.trace_paths[0]))
+        assert [e["name"] for e in events].count("compiled_body") == 3
 
 
 def test_idle_regions_compile_fullgraph_even_before_any_session_or_install() -> None:
-    # A fresh process that imports npuprofile before torch, so no stand-in is registered yet.
+    # A fresh process that imports npuprofile before torch, so nothing is registered with Dynamo yet.
     code = (
         "import npuprofile as npp\n"
         "import torch\n"
-        "from npuprofile import _compile\n"
+        "from npuprofile.core import compile as _compile\n"
         "assert not _compile.READY\n"
+        "@npp.profiled\n"
+        "def g(x):\n"
+        "    return x * 2\n"
         "def f(x):\n"
         "    with npp.profile_region('r'):\n"
-        "        return x + 1\n"
+        "        return g(x) + 1\n"
         "print(torch.compile(f, backend='eager', fullgraph=True)(torch.zeros(2)).tolist())\n"
+        "assert _compile.READY\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "[1.0, 1.0]"
-
-
-@pytest.mark.slow
-def test_inductor_fullgraph() -> None:
-    compiled = torch.compile(body, backend="inductor", fullgraph=True)
-    x = torch.randn(16)
-    with npp.session(trace=False) as s:
-        out = compiled(x)
-    assert torch.allclose(out, reference(x), atol=1e-6)
-    assert s.summary().metadata["compiled_regions"] == ["inner", "scale"]

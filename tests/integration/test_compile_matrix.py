@@ -1,0 +1,118 @@
+"""Every kind of region under torch.compile, across compile settings and session orders.
+
+One model (``compile_models.Net``) holds a decorated function, a decorated
+method, a decorated ``forward``, a patched class attribute, ``profile_module``
+hooks and a ``profile_region`` block, so each compile covers all of them. Each
+case compiles the module or a decorated function calling it, with a given
+backend, ``fullgraph`` and ``dynamic``, and makes its first call inside or
+outside a session; then it alternates calls inside and outside sessions, with
+and without backward. Every case checks: no exception, no graph break, no
+recompilation after the first call (``error_on_recompile``), outputs and
+gradients equal to eager, and each session's summary accounting for every
+region: timed where it ran eagerly, listed with where it was seen where it ran
+inside a graph. Inductor runs a few cases (its compiles take tens of seconds here).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator
+
+import pytest
+import torch
+from torch._dynamo.utils import counters
+
+import npuprofile as npp
+from tests.integration import compile_models as models
+
+# (in a session?, with backward?) for each call; the first call compiles.
+ORDERS = {
+    "inside": [(True, True), (False, False), (True, False), (False, True)],
+    "outside": [(False, True), (True, True), (False, False), (True, False)],
+}
+
+
+@pytest.fixture(autouse=True)
+def fresh_dynamo() -> Iterator[None]:
+    torch._dynamo.reset()
+    counters.clear()
+    yield
+    torch._dynamo.reset()
+
+
+def compiled_call(target: str, backend: str, fullgraph: bool, dynamic: bool) -> tuple[Callable[..., Any], Any]:
+    """The compiled callable (decorated from outside as region "outer") and the model it runs."""
+    net, _hooks = models.hooked_net()
+    if target == "module":
+        compiled: Any = torch.compile(net, backend=backend, fullgraph=fullgraph, dynamic=dynamic)
+        call = compiled
+    else:
+        run = npp.profiled("run")(models.runner(net))
+        call = torch.compile(run, backend=backend, fullgraph=fullgraph, dynamic=dynamic)
+
+    return npp.profiled("outer")(call), net
+
+
+def expected_regions(target: str) -> tuple[set[str], set[str], str]:
+    """(timed regions, regions inside the graph, the compiled frame they are seen in) for ``target``."""
+    if target == "module":
+        return {"outer", "Net"}, set(models.INNER_REGIONS), "Net.forward ("
+    return {"outer", "run"}, {*models.INNER_REGIONS, "Net"}, "runner.<locals>.run ("
+
+
+def check_case(target: str, backend: str, fullgraph: bool, dynamic: bool, first: str) -> None:
+    reference_net, _ = models.hooked_net()
+    x = models.example_input()
+    exact = backend != "inductor"
+    call, net = compiled_call(target, backend, fullgraph, dynamic)
+    timed, in_graph, where = expected_regions(target)
+    for index, (in_session, backward) in enumerate(ORDERS[first]):
+        expected_out, expected_grads = models.step(reference_net, reference_net, x, backward)
+        with torch._dynamo.config.patch(error_on_recompile=index > 0):
+            if in_session:
+                with npp.session(trace=False) as s:
+                    out, grads = models.step(call, net, x, backward)
+            else:
+                out, grads = models.step(call, net, x, backward)
+        assert not counters["graph_break"], dict(counters["graph_break"])
+        if exact:
+            assert torch.equal(out, expected_out)
+            assert all(torch.equal(a, b) for a, b in zip(grads, expected_grads, strict=True))
+        else:
+            assert torch.allclose(out, expected_out, atol=1e-5)
+            assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(grads, expected_grads, strict=True))
+        if in_session:
+            summary = s.summary()
+            assert {r.name: r.count for r in summary.regions} == dict.fromkeys(timed, 1)
+            assert set(summary.metadata["compiled_regions"]) == in_graph
+            for name, places in summary.metadata["compiled_regions_where"].items():
+                assert len(places) == 1 and places[0].startswith(where), (name, places)
+
+
+@pytest.mark.parametrize("first", ["inside", "outside"])
+@pytest.mark.parametrize("dynamic", [False, True], ids=["static", "dynamic"])
+@pytest.mark.parametrize("fullgraph", [True, False], ids=["fullgraph", "breaks-allowed"])
+@pytest.mark.parametrize("backend", ["eager", "aot_eager"])
+@pytest.mark.parametrize("target", ["module", "function"])
+def test_matrix(target: str, backend: str, fullgraph: bool, dynamic: bool, first: str) -> None:
+    check_case(target, backend, fullgraph, dynamic, first)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("target", "fullgraph", "dynamic", "first"),
+    [("module", True, False, "inside"), ("function", False, True, "outside")],
+)
+def test_matrix_inductor(target: str, fullgraph: bool, dynamic: bool, first: str) -> None:
+    check_case(target, "inductor", fullgraph, dynamic, first)
+
+
+def test_eager_model_times_every_region() -> None:
+    """The same model run eagerly: every region is timed, none is listed as compiled."""
+    net, _ = models.hooked_net()
+    with npp.session(trace=False) as s:
+        models.step(net, net, models.example_input(), backward=True)
+    summary = s.summary()
+    counts = {r.name: r.count for r in summary.regions}
+    assert set(counts) == {*models.INNER_REGIONS, "Net"}
+    assert counts["Block.forward"] == 2 and counts["head_region"] == 1
+    assert summary.metadata["compiled_regions"] == []
