@@ -61,12 +61,12 @@ def trace_facts(metadata: dict[str, Any]) -> dict[str, Any]:
 
 def rank_of(trace_metadata: dict[str, Any], session_metadata: dict[str, Any] | None) -> int | None:
     """The rank a trace belongs to: from the session summary, else torch's ``distributedInfo``."""
-    if session_metadata and isinstance(session_metadata.get("rank"), int):
-        return session_metadata["rank"]
+    rank = session_metadata.get("rank") if session_metadata else None
+    if isinstance(rank, int):
+        return rank
     info = trace_metadata.get("distributedInfo")
-    if isinstance(info, dict) and isinstance(info.get("rank"), int):
-        return info["rank"]
-    return None
+    rank = info.get("rank") if isinstance(info, dict) else None
+    return rank if isinstance(rank, int) else None
 
 
 def _trace_paths(summary: Path) -> list[Path]:

@@ -67,9 +67,10 @@ def parse_signal(value: Any, source: str) -> signal_module.Signals | None:
     elif isinstance(value, str):
         name = value.strip().upper()
         name = name if name.startswith("SIG") else "SIG" + name
-        chosen = getattr(signal_module.Signals, name, None) if name.isidentifier() else None
-        if chosen is None:
+        found: signal_module.Signals | None = getattr(signal_module.Signals, name, None) if name.isidentifier() else None
+        if found is None:
             raise ConfigError(f"{source}={value!r} is not a signal; allowed: a name such as SIGUSR1, or a number")
+        chosen = found
     else:
         raise ConfigError(f"{source}={value!r} is not a signal; allowed: a name such as SIGUSR1, or a number")
     if chosen in _UNCATCHABLE:
