@@ -18,11 +18,15 @@ def test_demo_writes_trace_and_summary(tmp_path) -> None:
     assert "layer.0" in result.stdout and "attention" in result.stdout
     traces = list(out.glob("*.pt.trace.json"))
     assert len(traces) == 1
-    names = {e.get("name") for e in json.loads(traces[0].read_text())["traceEvents"]}
+    events = json.loads(traces[0].read_text())["traceEvents"]
+    names = {e.get("name") for e in events}
     assert {"forward", "layer.0", "attention", "mlp"} <= names
+    traced_steps = {e["name"] for e in events if str(e.get("name", "")).startswith("ProfilerStep#")}
+    assert len(traced_steps) == 2  # 4 steps under the demo's schedule: wait 1, warm-up 1, active 2
     (summary,) = out.glob("*.summary.json")
     data = json.loads(summary.read_text())
-    assert {r["name"]: r["count"] for r in data["regions"]}["forward"] == 4
+    # the summary counts exactly the steps the trace holds
+    assert {r["name"]: r["count"] for r in data["regions"]}["forward"] == len(traced_steps)
     assert str(traces[0]) in result.stdout
 
 
