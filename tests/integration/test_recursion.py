@@ -58,6 +58,8 @@ def test_usable_recursion_depth_through_profiled() -> None:
     depths = json.loads(result.stdout)
     bare = depths["bare"]
     assert bare > 500
-    assert depths["method idle"] >= 0.9 * bare
-    assert depths["function idle"] >= 0.45 * bare  # one extra frame per call: the wrapper's C call
+    # @profiled is one plain Python wrapper frame per call (what Dynamo can trace), so a decorated
+    # recursion reaches about half the bare depth, methods and functions alike; never less.
+    assert depths["method idle"] >= 0.45 * bare
+    assert depths["function idle"] >= 0.45 * bare
     assert depths["function active"] >= 0.3 * bare and depths["method active"] >= 0.3 * bare
