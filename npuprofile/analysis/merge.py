@@ -56,7 +56,7 @@ _PROCESS_META = frozenset(("process_name", "process_sort_index", "process_labels
 _STEM = re.compile(
     r"^(?P<run>[A-Za-z0-9][A-Za-z0-9_.-]*?)\.rank(?P<rank>\d+)"
     rf"(?:\.(?P<coords>{WRITTEN}))?"
-    r"(?:(?:\.(?P<stage>[A-Za-z][A-Za-z0-9-]*))?\.(?P<host>.+?)_(?P<pid>\d+)(?=\.|_\d+_\d+_ascend_pt|$))?"
+    r"(?:(?:\.(?P<stage>[A-Za-z][A-Za-z0-9-]*))?\.(?P<host>.+?)_(?P<pid>\d+)(?=\.|_\d+_\d+_[A-Za-z]|$))?"
     r"(?:[._]|$)"
 )
 _WRITE_BATCH = 1 << 20

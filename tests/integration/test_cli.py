@@ -22,7 +22,11 @@ def test_demo_writes_trace_and_summary(tmp_path) -> None:
     assert {"forward", "layer.0", "attention", "mlp"} <= names
     (summary,) = out.glob("*.summary.json")
     data = json.loads(summary.read_text())
-    assert {r["name"]: r["count"] for r in data["regions"]}["forward"] == 4
+    # the demo's schedule waits one step and warms up one: the summary counts the 2 traced steps
+    assert {r["name"]: r["count"] for r in data["regions"]}["forward"] == 2
+    assert sorted(e["name"] for e in json.loads(traces[0].read_text())["traceEvents"]
+                  if str(e.get("name")).startswith("ProfilerStep#")) == ["ProfilerStep#2", "ProfilerStep#3"]
+    assert [step["index"] for step in data["steps"]] == [2, 3]
     assert str(traces[0]) in result.stdout
 
 

@@ -36,7 +36,10 @@ def test_http_requests_from_another_thread_give_full_traces(tmp_path: Path) -> N
         while not all(c.done for c in server.captures):
             time.sleep(0.01)
         answers.append(post(port, "/start_profile?steps=100&delay_steps=2"))
-        time.sleep(0.2)
+        deadline = time.monotonic() + 60
+        while server.captures[-1].state == "waiting" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.05)
         answers.append(post(port, "/stop_profile"))
 
     with ControlServer(controller) as server:
