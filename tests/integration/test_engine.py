@@ -29,33 +29,40 @@ def test_http_requests_from_another_thread_give_full_traces(tmp_path: Path) -> N
     answers: list[tuple[int, dict[str, Any]]] = []
 
     def client(port: int) -> None:
-        answers.append(post(port, "/start_profile?steps=3&stages=prefill,decode"))
-        for _ in range(25):  # bounded: a few requests while that capture runs, all refused
+        answers.append(post(port, "/start_profile?steps=20&stages=prefill,decode"))
+        for _ in range(25):  # bounded: requests while that capture runs are refused
             answers.append(post(port, "/start_profile?steps=4"))
             time.sleep(0.005)
         while not all(c.done for c in server.captures):
             time.sleep(0.01)
         answers.append(post(port, "/start_profile?steps=100&delay_steps=2"))
-        time.sleep(0.2)
+        deadline = time.monotonic() + 60
+        while server.captures[-1].state == "waiting" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.05)
         answers.append(post(port, "/stop_profile"))
 
     with ControlServer(controller) as server:
         thread = threading.Thread(target=client, args=(server.port,), name="client")
         thread.start()
-        engine.run(3000, until=lambda: not thread.is_alive() and all(c.done for c in server.captures))
+        engine.run(5000, until=lambda: not thread.is_alive() and all(c.done for c in server.captures))
         thread.join(30)
         engine.run(3)
     controller.close()
-    assert answers[0][0] == 200 and answers[-1] == (200, {"stopped": "c2"})
+    staged, *others, stopped = server.captures
+    assert answers[0][0] == 200 and answers[-1] == (200, {"stopped": stopped.name})
     refused = [body["error"] for status, body in answers if status == 409]
-    assert refused and all("capture refused: capture 'c1'" in text for text in refused)
-    staged, stopped = server.captures
+    assert refused and all("capture refused: capture 'c" in text for text in refused)
+    assert len(refused) + len(others) == 25
     staged.wait(30)
     for stage, other in (("prefill", "aten::tanh"), ("decode", "aten::sigmoid")):
         (trace,) = traces(staged, stage)
-        assert len(step_ranges(trace)) == 3 and other not in op_names(trace)
-        assert len(staged.summary(stage).steps) == 3
+        assert len(step_ranges(trace)) == 20 and other not in op_names(trace)
+        assert len(staged.summary(stage).steps) == 20
         assert ".rank0.tp0-dp0." + stage + "." in trace.name
+    for capture in others:  # accepted once the one before had finished: complete as well
+        capture.wait(30)
+        assert len(step_ranges(traces(capture)[0])) == len(capture.summary().steps) == 4
     stopped.wait(30)
     assert stopped.cut_short
     (trace,) = traces(stopped)

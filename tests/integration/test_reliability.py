@@ -245,7 +245,7 @@ def test_files_respect_umask_and_are_never_world_writable(tmp_path) -> None:
         assert not stat.S_IMODE(out.stat().st_mode) & stat.S_IWOTH
 
 
-@pytest.mark.parametrize("run_id", ["../escape", "/abs/path", "a/b", "..", "x" * 65, "ünïcode", "with space"])
+@pytest.mark.parametrize("run_id", ["../escape", "/abs/path", "a/b", "..", "x" * 201, "ünïcode", "with space"])
 def test_run_ids_cannot_escape_output_dir(tmp_path, run_id) -> None:
     with pytest.raises(ConfigError, match="run_id"):
         npp.session(output_dir=tmp_path, run_id=run_id)
