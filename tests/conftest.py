@@ -4,21 +4,28 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
+from hypothesis import settings
 
 from npuprofile.backends import registry as _registry
 from npuprofile.core import region as _region
 from npuprofile.sessions import lifecycle as _lifecycle
 
+# Property tests check results, never speed: no per-example deadline on these shared, noisy machines.
+# CI replays the same examples every run (derandomize), so a red CI run is reproducible and never luck;
+# local runs keep exploring new examples and remember failures in .hypothesis/.
+settings.register_profile("local", deadline=None)
+settings.register_profile("ci", deadline=None, derandomize=True, print_blob=True)
+settings.load_profile(os.environ.get("NPUPROFILE_HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "local"))
+
 
 @pytest.fixture(autouse=True)
 def clean_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Reset the registry, the active session and NPUPROFILE_* variables around each test."""
-    import os
-
     for name in list(os.environ):
         if name.startswith("NPUPROFILE_") and name != "NPUPROFILE_OFFLINE":
             monkeypatch.delenv(name)
