@@ -11,7 +11,9 @@ the file had, and:
   folded), synchronization markers are counted apart, annotations are skipped,
   and the activities give the device time (:mod:`.device_time`);
 - sums the lanes of a trace's own overlap analysis, when it has one, to check
-  the device time against.
+  the device time against;
+- keeps the median step's intervals, bounded, as a timeline (:mod:`.timeline`):
+  the host lanes are read a second time up to that step's end.
 
 Which process is a host, a device or a derived view comes from the registered
 backends' trace layouts (:mod:`.layouts`).
@@ -27,8 +29,10 @@ from typing import Any, Iterable, Iterator
 
 from npuprofile.analysis.device_time import DeviceTime, DeviceTimeBuilder
 from npuprofile.analysis.layouts import TraceRules, trace_rules
-from npuprofile.analysis.nesting import HostNesting, Kinds
+from npuprofile.analysis.nesting import OP, REGION, HostNesting, Kinds
 from npuprofile.analysis.spill import BUDGET, LaneSorter
+from npuprofile.analysis.timeline import TimelineBuilder, median_step
+from npuprofile.summary.model import StepTimeline
 
 __all__ = ["Aggregator"]
 
@@ -49,6 +53,7 @@ class Aggregator:
     - ``steps``: ``(number, ts, dur)`` of the host ``ProfilerStep#N`` ranges;
       ``step_regions[number][name]`` = region self time in that step;
     - ``device_time``: one :class:`~.device_time.DeviceTime` per device (``rank`` left None);
+    - ``timeline``: the median host step's :class:`~npuprofile.summary.model.StepTimeline` (None without steps);
     - ``overlap[figure]``: totals of the trace's own overlap lanes (``compute``, ``idle``, ...), if any;
     - ``memory[(device_type, device_id)] = [peak_allocated, peak_reserved]`` (bytes);
     - ``process_names[pid]``, ``counts[ph]``, ``malformed`` (complete events without numeric ts/dur).
@@ -67,6 +72,7 @@ class Aggregator:
         self.steps: list[tuple[int, float, float]] = []
         self.step_regions: dict[int, dict[str, float]] = {}
         self.device_time: list[DeviceTime] = []
+        self.timeline: StepTimeline | None = None
         self.overlap: dict[str, float] = {}
         self.memory: dict[tuple[Any, Any], list[float]] = {}
         self.process_names: dict[Any, str] = {}
@@ -216,8 +222,11 @@ class Aggregator:
                 streams = [self.sorter.sorted(lane) for lane in group_lanes]
                 nesting.nest(streams[0] if len(streams) == 1 else heapq.merge(*streams))
             self._host_results(nesting)
+            timeline = self._host_timeline(host)
             for label, device_lanes in sorted(devices.items()):
-                self._device(label, device_lanes, nesting)
+                self._device(label, device_lanes, nesting, timeline)
+            if timeline is not None:
+                self.timeline = timeline.result()
             for lane in derived:
                 self._overlap(lane)
         finally:
@@ -238,6 +247,20 @@ class Aggregator:
         self.first_ts = min(self.first_ts, nesting.first_ts)
         self.last_ts = max(self.last_ts, nesting.last_ts)
 
+    def _host_timeline(self, host: dict[tuple[Any, Any], list[tuple[Any, Any]]]) -> TimelineBuilder | None:
+        """The median step's builder, fed every host thread's intervals within that step (None without steps)."""
+        step = median_step(self.steps)
+        if step is None:
+            return None
+        timeline = TimelineBuilder(step)
+        kinds = self.kinds
+        for (_group, tid), group_lanes in host.items():
+            streams = [self.sorter.sorted(lane) for lane in group_lanes]
+            records = streams[0] if len(streams) == 1 else heapq.merge(*streams)
+            name = next((self.thread_names[lane] for lane in group_lanes if self.thread_names.get(lane)), None)
+            timeline.host_lane(name or f"thread {tid}", records, kinds.names, kinds.kinds, OP, REGION)
+        return timeline
+
     def _window_end(self) -> float | None:
         """Where counted device activities must have been launched before (None: no limit)."""
         if len({number for number, _, _ in self.steps}) < 2:
@@ -246,7 +269,8 @@ class Aggregator:
             return max(ts + dur for _, ts, dur in self.steps)
         return max(ts for _, ts, _ in self.steps)
 
-    def _device(self, label: str, lanes: list[tuple[Any, Any]], nesting: HostNesting) -> None:
+    def _device(self, label: str, lanes: list[tuple[Any, Any]], nesting: HostNesting,
+                timeline: TimelineBuilder | None) -> None:
         rules = self.rules
         names = self.kinds.names
         categories = self.kinds.categories
@@ -277,7 +301,10 @@ class Aggregator:
                 tally[1] -= negdur
             if kind == "marker" or kind == "sync":
                 continue
-            builder.add(ts, end, stream, kind, launches.get(corr) if corr is not None else None, corr is not None)
+            launch = launches.get(corr) if corr is not None else None
+            builder.add(ts, end, stream, kind, launch, corr is not None)
+            if timeline is not None and timeline.launched_in_step(ts if launch is None else launch):
+                timeline.device(label, stream, ts, end, names[kid], kind)
         for kid, (count, total) in tallies.items():
             kind = kinds[kid]
             if kind == "sync":

@@ -22,6 +22,7 @@ from npuprofile.analysis.locate import find_tables, find_traces, lfs_pointer, ra
 from npuprofile.analysis.runinfo import find_session_summary, load_session_summary, rank_of
 from npuprofile.analysis.tables import StatedDeviceTime, read_tables, stated_from_overlap
 from npuprofile.errors import TraceError
+from npuprofile.summary.model import StepTimeline
 
 __all__ = ["Source", "collect", "source_from_trace"]
 
@@ -51,6 +52,7 @@ class Source:
     first_ts: float
     last_ts: float
     malformed: int = 0
+    timeline: StepTimeline | None = None
 
     @property
     def session_metadata(self) -> dict[str, Any] | None:
@@ -83,6 +85,7 @@ def source_from_trace(trace: TraceFile, agg: Aggregator, session_path: Path | No
         cpu_ops=agg.cpu_ops, device_ops=agg.device_ops, sync_ops=agg.sync_ops, regions=agg.regions,
         steps=agg.steps, step_regions=agg.step_regions, memory=agg.memory, device_time=device_time,
         stated=stated, first_ts=agg.first_ts, last_ts=agg.last_ts, malformed=agg.malformed,
+        timeline=agg.timeline,
     )
 
 

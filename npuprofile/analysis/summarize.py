@@ -8,6 +8,7 @@ integer nanoseconds.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import os
 from typing import Any, Iterable, Iterator, Sequence
@@ -24,6 +25,7 @@ from npuprofile.summary.model import (
     RegionRow,
     SourceRow,
     StepRow,
+    StepTimeline,
     TraceSummary,
 )
 
@@ -101,6 +103,7 @@ def build_summary(sources: Sequence[Source], *, top: int = DEFAULT_TOP) -> Trace
     origin_base, origin_ts = min(((s.base_ns, ts) for s in sources for _, ts, _ in s.steps),
                                  key=lambda pair: pair[0] + pair[1] * 1000, default=(0, 0.0))
     steps: list[StepRow] = []
+    timelines: list[StepTimeline] = []
     for index, source in enumerate(sources):
         rows.append(SourceRow(str(source.path), source.layout, source.size, source.events, source.rank,
                               str(source.session_path) if source.session_path else None))
@@ -126,6 +129,11 @@ def build_summary(sources: Sequence[Source], *, top: int = DEFAULT_TOP) -> Trace
             start = int(round((source.base_ns - origin_base) + (ts - origin_ts) * 1000))
             steps.append(StepRow(number, _ns(dur), {name: _ns(value) for name, value in per_region.items()},
                                  start_ns=start, rank=source.rank, source=index))
+        timeline = source.timeline
+        if timeline is not None:
+            step_ts = next((ts for number, ts, _ in source.steps if number == timeline.step), origin_ts)
+            start = int(round((source.base_ns - origin_base) + (step_ts - origin_ts) * 1000))
+            timelines.append(dataclasses.replace(timeline, rank=source.rank, start_ns=start, source=index))
         if source.last_ts > source.first_ts:
             span_us += source.last_ts - source.first_ts
         for (device_type, device_id), (allocated, reserved) in source.memory.items():
@@ -160,6 +168,7 @@ def build_summary(sources: Sequence[Source], *, top: int = DEFAULT_TOP) -> Trace
         sources=rows,
         device_time=[entry for source in sources for entry in source.device_time],
         device_time_stated=[entry for source in sources for entry in source.stated],
+        timelines=timelines,
     )
 
 

@@ -40,9 +40,12 @@ from npuprofile.summary.model import (
     StatedDeviceTime,
     StepDeviceTime,
     StepRow,
+    StepTimeline,
     Straggler,
     StreamTime,
     Summary,
+    TimelineItem,
+    TimelineRow,
 )
 
 _T = TypeVar("_T")
@@ -78,6 +81,7 @@ def to_dict(summary: Summary) -> dict[str, Any]:
         "device_time": [d.to_dict() for d in summary.device_time],
         "device_time_stated": [d.to_dict() for d in summary.device_time_stated],
         "late_events": summary.late_events,
+        "timelines": [t.to_dict() for t in summary.timelines],
     }
 
 
@@ -129,6 +133,7 @@ def from_dict(data: Any) -> Summary:
         device_time=_rows(data, "device_time", _device_time),
         device_time_stated=_rows(data, "device_time_stated", _fields(StatedDeviceTime)),
         late_events=int(data.get("late_events") or 0),
+        timelines=_rows(data, "timelines", _timeline),
     )
 
 
@@ -202,3 +207,9 @@ def _device_time(item: dict[str, Any]) -> DeviceTime:
         "steps": [_fields(StepDeviceTime)(s) for s in item.get("steps") or ()],
     }
     return _fields(DeviceTime)(fields)
+
+
+def _timeline(item: dict[str, Any]) -> StepTimeline:
+    rows = [_fields(TimelineRow)({**row, "items": [_fields(TimelineItem)(i) for i in row.get("items") or ()]})
+            for row in item.get("rows") or ()]
+    return _fields(StepTimeline)({**item, "rows": rows})

@@ -319,6 +319,62 @@ class DeviceTime(_Row):
 
 
 @dataclasses.dataclass(frozen=True)
+class TimelineItem(_Row):
+    """One mark on a step timeline: an interval of a host thread or device stream.
+
+    ``start_ns`` is the offset from the step's start (negative when it began
+    before); ``kind`` is ``"region"`` or ``"op"`` on a host thread, the kind of
+    activity (``"compute"``, ``"communication"``, ``"memory"``) on a stream;
+    ``level`` is the nesting depth of a region (0 elsewhere). ``count`` above 1
+    marks items too short to draw apart, merged into one: ``name`` is then the
+    longest of them and ``dur_ns`` runs from the first one's start to the last
+    one's end.
+    """
+
+    start_ns: int
+    dur_ns: int
+    name: str
+    kind: str
+    level: int = 0
+    count: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class TimelineRow(_Row):
+    """One row of a step timeline: a host thread (``kind="host"``) or a device stream (``kind="device"``).
+
+    ``merged`` counts the intervals that went into merged items, ``dropped``
+    those left out because the row held its maximum of items.
+    """
+
+    lane: str
+    kind: str
+    items: list[TimelineItem]
+    device: str | None = None
+    merged: int = 0
+    dropped: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class StepTimeline(_Row):
+    """The median step of one trace (by duration), drawn as rows of intervals.
+
+    Host rows hold the step's regions and its outermost ops; device rows the
+    activities launched during the step (so they may end after it).
+    ``start_ns`` is on the clock of :attr:`StepRow.start_ns`; ``dropped_rows``
+    counts rows left out (each row kind holds at most a fixed number of rows).
+    """
+
+    step: int
+    duration_ns: int
+    rows: list[TimelineRow]
+    rank: int | None = None
+    start_ns: int | None = None
+    source: int | None = None
+    dropped_rows: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
 class RunInfo:
     """The well-known run facts of a summary's metadata, typed (``None`` where absent).
 
@@ -445,6 +501,8 @@ class Summary(Rendered):
     device_time_stated: list[StatedDeviceTime] = dataclasses.field(default_factory=list)
     #: Trace events that arrived too far out of order to be nested.
     late_events: int = 0
+    #: The median step of each trace, as a timeline of its host threads and device streams.
+    timelines: list[StepTimeline] = dataclasses.field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
