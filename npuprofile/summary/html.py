@@ -1,7 +1,10 @@
 """The HTML renderer: a summary as one self-contained page (inline CSS and SVG, no script, no network).
 
 Sections appear for what the summary holds: regions and steps always, ops per
-clock, memory peaks, ranks and stragglers of a gathered summary, device time.
+clock, memory peaks, ranks and stragglers of a gathered summary, device time
+(a stacked bar per rank and device, kernel types, streams, steps) and the
+timeline of each trace's median step. Long names are shortened for display,
+with the full name on hover (``<title>`` in charts, ``title=`` in tables).
 """
 
 from __future__ import annotations
@@ -14,8 +17,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from npuprofile.sessions.files import atomic_write_text
-from npuprofile.summary.model import DEVICE, HOST, HOST_AND_DEVICE, SYNC, RunInfo, Summary
-from npuprofile.summary.svg import OTHER_COLOR, Bar, Column, Series, colors_for, hbar_chart, stacked_columns
+from npuprofile.summary.model import DEVICE, HOST, HOST_AND_DEVICE, SYNC, DeviceTime, RunInfo, Summary
+from npuprofile.summary.svg import (
+    OTHER_COLOR,
+    Bar,
+    Column,
+    Series,
+    StackedBar,
+    colors_for,
+    hbar_chart,
+    shorten,
+    stacked_bars,
+    stacked_columns,
+)
+from npuprofile.summary.timeline import KIND_COLORS, timeline_chart
 from npuprofile.summary.text import MISSING, format_bytes, format_ns, format_share
 
 if TYPE_CHECKING:
@@ -25,6 +40,11 @@ OUTSIDE = "outside regions"
 OTHER_REGIONS = "other regions"
 MAX_SERIES = 10
 MAX_OPS_CHART = 15
+#: Characters of a name shown in a table cell (the full name is its ``title``).
+NAME_CHARS = 80
+IDLE_COLOR = "#d9dee3"
+#: The device-time bar's parts: they add up to the span.
+COMPUTE, COMM_ALONE, MEMORY_ALONE, IDLE = "compute", "communication (not overlapped)", "memory (alone)", "idle"
 
 _CSS = """
 :root { --text:#1f2933; --muted:#616e7c; --line:#e4e7eb; --bg:#f5f7fa; --card:#fff; --accent:#4e79a7; }
@@ -55,6 +75,8 @@ pre { margin:0; white-space:pre-wrap; font-size:12px; }
 .warn { background:#fff8e1; border-color:#f0c36d; }
 footer { color:var(--muted); font-size:12px; text-align:center; }
 svg.chart { display:block; margin:4px 0 0; }
+h3 { font-size:15px; margin:22px 0 4px; }
+section#timeline svg.chart + svg.chart { margin-top:18px; }
 """
 
 
@@ -76,6 +98,7 @@ def render_report(summary: Summary, title: str | None = None, comparison: Compar
         _memory_section(summary),
         _ranks_section(summary),
         _device_time_section(summary),
+        _timeline_section(summary, colors),
         _metadata_section(summary),
     ]
     from npuprofile import __version__
@@ -242,13 +265,13 @@ def _ops_section(summary: Summary, kind: str) -> str:
     shares = [format_share(o.self_ns / shown if o.share is None else o.share) for o in ops]
     ranked = len({o.rank for o in ops}) > 1
     color = {HOST: "#4e79a7", DEVICE: "#59a14f", SYNC: "#b07aa1"}[kind]
-    bars = [Bar(o.name if not ranked else f"{o.name} (rank {o.rank})", o.self_ns, color,
+    bars = [Bar(shorten(o.name, 44) if not ranked else f"{shorten(o.name, 34)} (rank {o.rank})", o.self_ns, color,
                 f"{o.name}\nself {format_ns(o.self_ns)}, total {format_ns(o.total_ns)}, {o.count} call(s)",
                 note=share) for o, share in list(zip(ops, shares))[:MAX_OPS_CHART]]
     chart = hbar_chart(f"{kind}-ops", f"Top {label} ops (self time)", bars, format_ns)
     table = _table(
         ("op", *(["rank"] if ranked else []), "calls", "self", "self %", "total", "mean self"),
-        [(escape(o.name), *([str(o.rank)] if ranked else []), str(o.count), format_ns(o.self_ns), share,
+        [(_name(o.name), *([str(o.rank)] if ranked else []), str(o.count), format_ns(o.self_ns), share,
           format_ns(o.total_ns), format_ns(o.self_ns / o.count if o.count else 0)) for o, share in zip(ops, shares)],
     )
     return head + chart + table + "</section>"
@@ -260,7 +283,7 @@ def _host_device_ops_section(summary: Summary) -> str:
         return ""
     table = _table(
         ("op", "calls", "self host", "total host", "self device", "total device"),
-        [(escape(o.name), str(o.count), format_ns(o.self_host_ns), format_ns(o.total_host_ns),
+        [(_name(o.name), str(o.count), format_ns(o.self_host_ns), format_ns(o.total_host_ns),
           format_ns(o.self_device_ns), format_ns(o.total_device_ns)) for o in ops],
     )
     return ('<section id="ops"><h2>Top ops</h2><p class="hint">The profiler\'s op table: each op timed on the '
@@ -286,17 +309,96 @@ def _ranks_section(summary: Summary) -> str:
 
 
 def _device_time_section(summary: Summary) -> str:
-    if not summary.device_time:
+    entries = summary.device_time
+    if not entries:
         return ""
+    series = [Series(COMPUTE, KIND_COLORS["compute"]), Series(COMM_ALONE, KIND_COLORS["communication"]),
+              Series(MEMORY_ALONE, KIND_COLORS["memory"]), Series(IDLE, IDLE_COLOR)]
+    bars = [StackedBar(_device_name(d), _breakdown(d), float(d.span_ns),
+                       f"{_device_name(d)}: span {format_ns(d.span_ns)}, busy {format_ns(d.busy_ns)}")
+            for d in entries]
+    chart = stacked_bars("device-time", "Device time by kind (share of each device's span)", bars, series,
+                         format_ns)
     table = _table(
         ("device", "span", "busy", "idle", "idle %", "compute", "communication", "memory", "comm overlapped"),
-        [(escape(d.device if d.rank is None else f"rank {d.rank} {d.device}"), format_ns(d.span_ns),
+        [(escape(_device_name(d)), format_ns(d.span_ns),
           format_ns(d.busy_ns), format_ns(d.idle_ns), format_share(d.idle_share), format_ns(d.compute_ns),
           format_ns(d.communication_ns), format_ns(d.memory_ns), format_share(d.comm_overlapped_share))
-         for d in summary.device_time],
+         for d in entries],
     )
     return ('<section id="device-time"><h2>Device time</h2><p class="hint">Busy time counts overlapping kernels '
-            'once; idle is the rest of the span from first to last kernel.</p>' + table + "</section>")
+            'once; idle is the rest of the span from first to last kernel. The bar splits the span: compute '
+            '(with whatever ran beside it), communication while no compute ran, memory copies while nothing '
+            'else ran, idle.</p>' + chart + table + _kernel_types(entries) + _streams(entries)
+            + _device_steps(entries) + "</section>")
+
+
+def _device_name(entry: DeviceTime) -> str:
+    return entry.device if entry.rank is None else f"rank {entry.rank} {entry.device}"
+
+
+def _breakdown(entry: DeviceTime) -> dict[str, float]:
+    """The span in four parts that add up to it, from the kernel-type combinations."""
+    parts = dict.fromkeys((COMPUTE, COMM_ALONE, MEMORY_ALONE), 0.0)
+    for row in entry.kernel_types:
+        kinds = set(row.kind.split("+"))
+        part = COMPUTE if "compute" in kinds else COMM_ALONE if "communication" in kinds else MEMORY_ALONE
+        parts[part] += row.time_ns
+    parts[IDLE] = float(entry.idle_ns)
+    return parts
+
+
+def _kernel_types(entries: list[DeviceTime]) -> str:
+    rows = [(escape(_device_name(d)), escape(k.kind), format_ns(k.time_ns), format_share(k.share),
+             f"{k.count:,}" if k.count else MISSING, format_ns(k.total_ns) if k.count else MISSING)
+            for d in entries for k in d.kernel_types]
+    if not rows:
+        return ""
+    return ('<h3 id="kernel-types">Kernel types</h3><p class="hint">Busy time split by the kinds running at '
+            'once (<i>compute+communication</i>: both); shares of busy time. Count and summed duration are '
+            'given for the single kinds.</p>'
+            + _table(("device", "kinds running", "time", "share of busy", "activities", "summed"), rows))
+
+
+def _streams(entries: list[DeviceTime]) -> str:
+    streams = [(d, s) for d in entries for s in d.streams]
+    if not streams:
+        return ""
+    series = [Series("busy", KIND_COLORS["compute"]), Series("idle", IDLE_COLOR)]
+    bars = [StackedBar(f"{_device_name(d)} stream {s.stream}", {"busy": float(s.busy_ns), "idle": float(s.idle_ns)},
+                       float(s.busy_ns + s.idle_ns), f"{s.activities:,} activities") for d, s in streams]
+    chart = stacked_bars("streams", "Streams: busy and idle within each stream's span", bars, series, format_ns,
+                         label_chars=34)
+    table = _table(
+        ("stream", "activities", "busy", "idle", "busy %", "host wait"),
+        [(escape(f"{_device_name(d)} stream {s.stream}"), f"{s.activities:,}", format_ns(s.busy_ns),
+          format_ns(s.idle_ns), format_share(s.busy_ns / (s.busy_ns + s.idle_ns) if s.busy_ns + s.idle_ns else None),
+          format_ns(s.host_wait_ns)) for d, s in streams],
+    )
+    return ('<h3 id="streams">Streams</h3><p class="hint">Each stream from its first to its last activity; host '
+            'wait is the idle time that ended with an activity launched after the previous one had '
+            'finished (the device waited for the host).</p>' + chart + table)
+
+
+def _device_steps(entries: list[DeviceTime]) -> str:
+    rows = [(escape(_device_name(d)), str(s.step), format_ns(s.span_ns), format_ns(s.busy_ns),
+             format_share(s.idle_share), format_ns(s.compute_ns), format_ns(s.communication_ns),
+             format_ns(s.memory_ns), format_share(s.comm_overlapped_share)) for d in entries for s in d.steps]
+    if not rows:
+        return ""
+    return ('<h3 id="device-steps">Device time per step</h3><p class="hint">The activities launched during each '
+            'host step.</p>' + _table(("device", "step", "span", "busy", "idle %", "compute", "communication",
+                                       "memory", "comm overlapped"), rows))
+
+
+def _timeline_section(summary: Summary, colors: dict[str, str]) -> str:
+    if not summary.timelines:
+        return ""
+    charts = "".join(timeline_chart("timeline", t, format_ns, colors) for t in summary.timelines)
+    return ('<section id="timeline"><h2>Timeline of the median step</h2><p class="hint">The step of median '
+            'duration of each trace: per host thread its regions (by depth) above its outermost ops, per '
+            'device stream the activities launched during the step, coloured by kind. Hover a mark for its '
+            'full name and times.</p>' + charts + "</section>")
 
 
 def _memory_section(summary: Summary) -> str:
@@ -342,6 +444,12 @@ def _table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _name(name: str) -> str:
+    """A table cell's name: shortened to :data:`NAME_CHARS`, the full name on hover."""
+    short = shorten(name, NAME_CHARS)
+    return escape(name) if short == name else f'<span title="{escape(name)}">{escape(short)}</span>'
 
 
 def _swatch(color: str) -> str:

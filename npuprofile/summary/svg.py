@@ -188,3 +188,117 @@ def stacked_columns(name: str, title: str, columns: Sequence[Column], series: Se
         parts.append(_text(lx + 18, ly + 11, _clip(entry.name, 30), size=12) + "</g>")
     parts.append("</svg>")
     return "\n".join(parts)
+
+
+def shorten(name: str, limit: int = 60) -> str:
+    """A long (kernel) name made readable in ``limit`` characters; the full name belongs in a tooltip.
+
+    A leading ``void``, template arguments and the argument list go first
+    (``void at::native::f<float, 4>(int)`` -> ``at::native::f<…>``), then the
+    namespaces, and what is still too long keeps its start and end around an
+    ellipsis. Names within the limit are left as they are.
+    """
+    if len(name) <= limit:
+        return name
+    text = name.strip()
+    if text.startswith("void "):
+        text = text[5:]
+    text = _drop_nested(text, "(", ")", "")
+    text = _drop_nested(text, "<", ">", "<\u2026>")
+    if len(text) > limit and "::" in text:
+        head, _, last = text.rpartition("::")
+        if last and not head.endswith("operator"):
+            text = last
+    if len(text) <= limit:
+        return text
+    keep = max(1, limit - 1)
+    front = (keep + 1) // 2
+    return text[:front] + "\u2026" + text[len(text) - (keep - front):] if keep - front else text[:keep] + "\u2026"
+
+
+def _drop_nested(text: str, opening: str, closing: str, replacement: str) -> str:
+    """``text`` with each outermost ``opening...closing`` group replaced (an unbalanced text is kept as it is)."""
+    out: list[str] = []
+    depth = 0
+    for char in text:
+        if char == opening:
+            if depth == 0:
+                out.append(replacement)
+            depth += 1
+        elif char == closing and depth:
+            depth -= 1
+        elif depth == 0:
+            out.append(char)
+    result = "".join(out).strip()
+    return result if depth == 0 and result else text
+
+
+@dataclasses.dataclass(frozen=True)
+class StackedBar:
+    """One horizontal bar split into segments (``segments`` maps series name to value), drawn to ``total``."""
+
+    label: str
+    segments: dict[str, float]
+    total: float
+    tooltip: str = ""
+
+
+def stacked_bars(name: str, title: str, bars: Sequence[StackedBar], series: Sequence[Series], fmt: Formatter,
+                 *, width: int = 900, label_chars: int = 28) -> str:
+    """Horizontal bars each split into its series (left first), every bar scaled to its own total (100%)."""
+    row, top_pad = 28, 40
+    label_w = min(8 * label_chars, max(90, 7 * max((len(_clip(b.label, label_chars)) for b in bars), default=8)))
+    plot_x = label_w + 12
+    plot_w = width - plot_x - 70
+    legend_y = top_pad + row * max(1, len(bars)) + 14
+    places = _legend_places(series, plot_x, width)
+    height = legend_y + (max((line for _, line in places), default=0) + 1) * 22 + 6
+    parts = _open(name, width, height, title)
+    for fraction in (0.0, 0.25, 0.5, 0.75, 1.0):
+        x = plot_x + fraction * plot_w
+        parts.append(f'<line x1="{x:.1f}" y1="{top_pad - 6}" x2="{x:.1f}" y2="{legend_y - 14}" stroke="{GRID_COLOR}"/>')
+        parts.append(_text(x, top_pad - 10, f"{fraction:.0%}", anchor="middle", size=11, color=MUTED_COLOR))
+    for i, bar in enumerate(bars):
+        y = top_pad + i * row
+        parts.append(f'<g class="stacked-bar" data-label="{escape(bar.label)}">')
+        parts.append(_text(label_w, y + 18, _clip(bar.label, label_chars), anchor="end",
+                           extra="" if len(bar.label) <= label_chars else f' data-full="{escape(bar.label)}"'))
+        x = float(plot_x)
+        for entry in series:
+            value = bar.segments.get(entry.name, 0.0)
+            if value <= 0 or bar.total <= 0:
+                continue
+            w = plot_w * value / bar.total
+            tip = f"{bar.tooltip or bar.label}\n{entry.name}: {fmt(value)} ({value / bar.total:.1%})"
+            parts.append(f'<rect x="{x:.1f}" y="{y + 5}" width="{max(w, 0.5):.1f}" height="{row - 10}" '
+                         f'fill="{entry.color}" data-series="{escape(entry.name)}"><title>{escape(tip)}</title></rect>')
+            if w > 44:
+                parts.append(_text(x + w / 2, y + 18, f"{value / bar.total:.0%}", anchor="middle", size=11,
+                                   color="#fff" if entry.color not in _LIGHT else TEXT_COLOR))
+            x += w
+        parts.append(_text(plot_x + plot_w + 6, y + 18, fmt(bar.total), size=11, color=MUTED_COLOR))
+        parts.append("</g>")
+    for entry, (lx, line) in zip(series, places):
+        ly = legend_y + line * 22
+        parts.append(f'<g class="legend"><rect x="{lx:.1f}" y="{ly:.1f}" width="12" height="12" rx="2" '
+                     f'fill="{entry.color}"/>')
+        parts.append(_text(lx + 18, ly + 11, _clip(entry.name, 34), size=12) + "</g>")
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def _legend_places(series: Sequence[Series], left: float, width: float) -> list[tuple[float, int]]:
+    """Where each legend entry goes, left to right, wrapping lines: ``(x, line)``."""
+    places = []
+    x, line = left, 0
+    for entry in series:
+        size = 18 + 7 * len(_clip(entry.name, 34)) + 24
+        if x + size > width and x > left:
+            x, line = left, line + 1
+        places.append((x, line))
+        x += size
+    return places
+
+
+#: Fills light enough that text on them is drawn dark.
+_LIGHT = frozenset({OTHER_COLOR, "#edc948", "#e4e7eb", "#d9dee3", "#8cd17d", "#ff9da7"})
