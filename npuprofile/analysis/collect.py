@@ -81,7 +81,8 @@ def source_from_trace(trace: TraceFile, agg: Aggregator, session_path: Path | No
             stated.insert(0, overlap)
     return Source(
         path=trace.path, layout=trace.layout or "?", size=trace.size, events=trace.events_read, rank=rank,
-        session_path=session_path, session=session, metadata=trace.metadata, base_ns=_base_ns(trace.metadata),
+        session_path=session_path, session=session, metadata=trace.metadata,
+        base_ns=_base_ns(trace.metadata) + trace.ts_origin_us * 1000,
         cpu_ops=agg.cpu_ops, device_ops=agg.device_ops, sync_ops=agg.sync_ops, regions=agg.regions,
         steps=agg.steps, step_regions=agg.step_regions, memory=agg.memory, device_time=device_time,
         stated=stated, first_ts=agg.first_ts, last_ts=agg.last_ts, malformed=agg.malformed,

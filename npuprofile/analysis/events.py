@@ -80,6 +80,8 @@ class TraceFile:
         self.layout: str | None = None
         self.metadata: dict[str, Any] = {}
         self.events_read = 0
+        #: Whole microseconds taken off every ``ts`` of a file that writes them as strings (0 otherwise).
+        self.ts_origin_us = 0
 
     def __repr__(self) -> str:
         return f"<TraceFile {str(self.path)!r} layout={self.layout} events_read={self.events_read}>"
@@ -94,6 +96,7 @@ class TraceFile:
         """Stream the events (a fresh pass over the file each call)."""
         self.metadata = {}
         self.events_read = 0
+        self.ts_origin_us = 0
         try:
             with open(self.path, "rb") as raw:
                 stream: BinaryIO = gzip.GzipFile(fileobj=raw, mode="rb") if self.compressed else raw  # type: ignore[assignment]
@@ -196,6 +199,7 @@ class TraceFile:
     def _items(self, reader: "_Reader", normalise: bool | None) -> Iterator[dict[str, Any]]:
         """Yield the items of a JSON array whose ``[`` was just consumed; consume its ``]``."""
         size = CHUNK_BYTES
+        origin: int | None = None
         while True:
             reader.skip_ws()
             if reader.peek() == b"]":
@@ -220,7 +224,8 @@ class TraceFile:
                     raise TraceError(f"{self.path}: not a trace (an event is a {type(event).__name__}, not an object)")
                 if normalise:
                     try:
-                        _normalise(event)
+                        origin = _normalise(event, origin)
+                        self.ts_origin_us = origin or 0
                     except ValueError as exc:
                         raise TraceError(f"{self.path}: {exc}") from None
                 count += 1
@@ -283,15 +288,46 @@ def _last_cut(buffer: bytearray, start: int, stop: int) -> tuple[int, int]:
         stop = brace
 
 
-def _normalise(event: dict[str, Any]) -> None:
-    """torch_npu writes ``ts`` (and sometimes ``dur``) as strings of microseconds."""
-    for key in ("ts", "dur"):
-        value = event.get(key)
-        if value.__class__ is str:
-            try:
-                event[key] = float(value)
-            except ValueError:
-                raise ValueError(f"event {event.get('name')!r} has a non-numeric {key}: {value!r}") from None
+def _normalise(event: dict[str, Any], origin: int | None) -> int | None:
+    """torch_npu writes ``ts`` (and sometimes ``dur``) as strings of microseconds.
+
+    A ``ts`` of about 1.7e15 leaves a float no room below 0.25 us, so ``ts`` is
+    given relative to ``origin``, the whole microseconds of the file's first
+    string ``ts`` (set here, and returned), with its fraction parsed apart.
+    """
+    ts = event.get("ts")
+    if ts.__class__ is str:
+        if origin is None:
+            origin = _whole_us(ts)
+        try:
+            event["ts"] = _exact_us(ts, origin)
+        except ValueError:
+            raise ValueError(f"event {event.get('name')!r} has a non-numeric ts: {ts!r}") from None
+    elif origin and (ts.__class__ is float or ts.__class__ is int):
+        event["ts"] = ts - origin
+    dur = event.get("dur")
+    if dur.__class__ is str:
+        try:
+            event["dur"] = float(dur)
+        except ValueError:
+            raise ValueError(f"event {event.get('name')!r} has a non-numeric dur: {dur!r}") from None
+    return origin
+
+
+def _whole_us(text: str) -> int:
+    """The whole part of a plain decimal string (0 for any other form)."""
+    head = text.strip().partition(".")[0]
+    return int(head) if head.lstrip("+-").isdigit() else 0
+
+
+def _exact_us(text: str, origin: int) -> float:
+    """``float(text) - origin``, exact to the digits a plain decimal string gives."""
+    head, _, tail = text.strip().partition(".")
+    if head.lstrip("+-").isdigit() and (not tail or tail.isdigit()):
+        fraction = float("0." + tail) if tail else 0.0
+        whole = int(head) - origin
+        return whole - fraction if head.startswith("-") else whole + fraction
+    return float(text) - origin
 
 
 def _is_gzip(path: Path) -> bool:

@@ -407,7 +407,7 @@ class _Writer:
         count = 0
         for event in source.events(progress):
             count += 1
-            yield from self._rewrite(event, lanes, trace, offset)
+            yield from self._rewrite(event, lanes, trace, offset + source.ts_origin_us)
         self.events_in += count
         self._file_meta.append({
             "path": str(trace.path), "run_id": trace.run_id, "rank": trace.rank, "events": count,
