@@ -81,3 +81,14 @@ def test_non_numeric_timestamps_are_refused(tmp_path: Path) -> None:
     path = _write(tmp_path, [_x("a", 10, f"{BASE}.5", 1.0), _x("b", 10, "soon", 1.0)])
     with pytest.raises(TraceError, match="non-numeric ts: 'soon'"):
         list(TraceFile(path).events())
+
+
+def test_kernel_table_start_times_keep_their_fractions(tmp_path: Path) -> None:
+    """kernel_details.csv writes the same absolute microseconds: read exactly, the 0.1 us gap is there."""
+    (tmp_path / "kernel_details.csv").write_text(
+        "Step Id,Stream ID,Name,Type,Accelerator Core,Start Time(us),Duration(us)\n"
+        f"1,3,MatMul_1,MatMulV2,AI_CORE,{BASE}.100,0.3\n"
+        f'1,3,Add_2,Add,AI_VECTOR_CORE,"{BASE}.500\t",0.3\n'
+        "1,3,Broken,Add,AI_CORE,N/A,0.3\n")
+    (entry,) = summarize(tmp_path).device_time
+    assert (entry.span_ns, entry.busy_ns, entry.idle_ns) == (700, 600, 100)

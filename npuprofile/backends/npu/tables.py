@@ -9,12 +9,15 @@
 
 Newer releases add a ``Device_id`` column and more columns to the right; files
 renamed with a suffix (``kernel_details_run1.csv``) are read too. Rows that do
-not parse (``N/A`` times) are skipped.
+not parse (``N/A`` times) are skipped. Start times (about 1.7e15 us) are read
+exactly and kept relative to the first one read, since a float holds them only
+to 0.25 us.
 """
 
 from __future__ import annotations
 
 import csv
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -29,10 +32,11 @@ _COMMUNICATION_CORES = frozenset({"HCCL", "COMMUNICATION"})
 def read_tables(paths: Sequence[Path]) -> DeviceTables:
     """Read every table among ``paths`` (kind told by the file name); others are ignored."""
     tables = DeviceTables()
+    origin = _Origin()
     for path in paths:
         name = path.name.lower()
         if name.startswith("kernel_details"):
-            tables.activities.extend(_kernels(path))
+            tables.activities.extend(_kernels(path, origin))
         elif name.startswith("op_statistic"):
             tables.ops.extend(_ops(path))
         elif name.startswith("step_trace_time"):
@@ -63,6 +67,24 @@ def _number(text: str | None) -> float | None:
         return None
 
 
+class _Origin:
+    """Start times relative to the whole microseconds of the first one read, parsed exactly."""
+
+    def __init__(self) -> None:
+        self.us: int | None = None
+
+    def start(self, text: str | None) -> float | None:
+        try:
+            value = Decimal((text or "").strip().strip('"'))
+        except InvalidOperation:
+            return None
+        if not value.is_finite():
+            return None
+        if self.us is None:
+            self.us = int(value)
+        return float(value - self.us)
+
+
 def _integer(text: str | None) -> int | None:
     value = _number(text)
     return int(value) if value is not None and value == int(value) else None
@@ -73,9 +95,9 @@ def _device(row: dict[str, str]) -> str | None:
     return None if device is None else f"NPU {device}"
 
 
-def _kernels(path: Path) -> Iterator[TableActivity]:
+def _kernels(path: Path, origin: _Origin) -> Iterator[TableActivity]:
     for row in _rows(path):
-        start = _number(row.get("Start Time(us)"))
+        start = origin.start(row.get("Start Time(us)"))
         duration = _number(row.get("Duration(us)"))
         if start is None or duration is None:
             continue
