@@ -30,8 +30,8 @@ from npuprofile.summary.svg import (
     stacked_bars,
     stacked_columns,
 )
-from npuprofile.summary.timeline import KIND_COLORS, timeline_chart
 from npuprofile.summary.text import MISSING, format_bytes, format_ns, format_share
+from npuprofile.summary.timeline import KIND_COLORS, timeline_chart
 
 if TYPE_CHECKING:
     from npuprofile.analysis.compare import Comparison

@@ -15,8 +15,18 @@ from html import escape
 from typing import Mapping
 
 from npuprofile.summary.model import StepTimeline, TimelineItem, TimelineRow
-from npuprofile.summary.svg import GRID_COLOR, MUTED_COLOR, OTHER_COLOR, TEXT_COLOR, Formatter, _open, _text, _tidy, \
-    nice_ticks, shorten
+from npuprofile.summary.svg import (
+    GRID_COLOR,
+    MUTED_COLOR,
+    OTHER_COLOR,
+    TEXT_COLOR,
+    Formatter,
+    _open,
+    _text,
+    _tidy,
+    nice_ticks,
+    shorten,
+)
 
 __all__ = ["timeline_chart", "KIND_COLORS", "MAX_MARKS", "REGION_LEVELS"]
 
