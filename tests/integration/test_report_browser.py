@@ -1,4 +1,8 @@
-"""The HTML report in a real headless browser: charts laid out, region names shown, no console errors."""
+"""The HTML report in a real headless browser: charts laid out, region names shown, no console errors.
+
+Device time and the step timeline are checked on a kineto-layout trace made here (always available) and
+on a real GPU trace when one is on this machine.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,8 @@ import pytest
 
 from npuprofile.analysis import summarize
 from npuprofile.summary.html import write_report
-from tests._trace_factory import REGIONS, shared_traces, write_ascend_layout
+from tests._trace_factory import REGIONS, launch, process, shared_traces, write_ascend_layout, write_trace, x_event
+from tests.real_traces import real_traces_or_skip
 
 WIDTH, HEIGHT = 1200, 3600
 PROBE_ID = "npuprofile-probe"
@@ -32,13 +37,24 @@ PROBE = """<script>
     });
     var labels = [];
     svg.querySelectorAll('text').forEach(function (t) { labels.push(t.textContent); });
+    var tips = [];
+    svg.querySelectorAll('title').forEach(function (t) { if (tips.length < 5000) { tips.push(t.textContent); } });
+    var rows = {host: 0, device: 0, tall: 0};
+    svg.querySelectorAll('g.timeline-row').forEach(function (g) {
+      rows[g.dataset.kind] += 1; if (g.getBoundingClientRect().height >= 12) { rows.tall += 1; }
+    });
     charts.push({name: svg.dataset.chart, width: box.width, height: box.height, marks: marks, labels: labels,
-                 tooltips: svg.querySelectorAll('title').length});
+                 tooltips: svg.querySelectorAll('title').length, tips: tips, rows: rows,
+                 bars: svg.querySelectorAll('g.stacked-bar').length});
   });
+  var sections = [];
+  document.querySelectorAll('section[id], h3[id]').forEach(function (s) { sections.push(s.id); });
+  var cellTitles = [];
+  document.querySelectorAll('td span[title]').forEach(function (s) { cellTitles.push(s.title); });
   var out = document.createElement('pre');
   out.id = '%s';
-  out.textContent = JSON.stringify({title: document.title, charts: charts,
-                                    tables: document.querySelectorAll('table').length});
+  out.textContent = JSON.stringify({title: document.title, charts: charts, sections: sections,
+                                    cellTitles: cellTitles, tables: document.querySelectorAll('table').length});
   document.body.appendChild(out);
 })();
 </script>""" % PROBE_ID
@@ -90,7 +106,8 @@ def test_report_renders_in_chromium(report: Path, tmp_path: Path) -> None:
     browser = _chromium()
     layout = _probe(browser, report, tmp_path)
     charts = {chart["name"]: chart for chart in layout["charts"]}
-    assert set(charts) == {"regions", "steps", "cpu-ops"}
+    assert set(charts) == {"regions", "steps", "cpu-ops", "timeline"}
+    assert charts["timeline"]["rows"]["host"] >= 1 and charts["timeline"]["rows"]["device"] == 0  # a CPU trace
     for chart in charts.values():
         assert chart["width"] > 300 and chart["height"] > 100, chart
         assert chart["marks"] > 3 and chart["tooltips"] > 3, chart
@@ -118,8 +135,9 @@ def test_report_of_torch_npu_layout_renders_device_ops(tmp_path: Path) -> None:
     write_ascend_layout(tmp_path / "npu")
     page = write_report(summarize(tmp_path / "npu"), tmp_path / "npu.html")
     charts = {chart["name"]: chart for chart in _probe(browser, page, tmp_path)["charts"]}
-    assert set(charts) == {"regions", "steps", "cpu-ops", "device-ops"}
+    assert set(charts) == {"regions", "steps", "cpu-ops", "device-ops", "device-time", "streams", "timeline"}
     assert "MatMul_kernel" in charts["device-ops"]["labels"]
+    assert charts["timeline"]["rows"]["device"] >= 1 and charts["device-time"]["bars"] >= 1
     result = _run(browser, tmp_path / "profile-npu", "--dump-dom", page.as_uri())
     assert result.returncode == 0 and _console_messages(result.stderr) == []
 
@@ -132,3 +150,81 @@ def test_console_check_catches_errors(tmp_path: Path) -> None:
     result = _run(browser, tmp_path / "profile-broken", "--dump-dom", page.as_uri())
     messages = _console_messages(result.stderr)
     assert any("nothing_here" in message for message in messages), result.stderr[-2000:]
+
+
+# -- device time and the timeline ----------------------------------------------------------------------
+LONG_KERNEL = ("void cutlass::Kernel<cutlass_80_tensorop_s1688gemm_128x128_32x3_nn_align4>"
+               "(cutlass_80_tensorop_s1688gemm_128x128_32x3_nn_align4::Params)")
+
+
+def _gpu_trace(path: Path) -> Path:
+    """A kineto-layout trace: 5 steps, each launching a long-named GEMM, an NCCL all-reduce on a second
+    stream (overlapping it) and a memcpy; as the CUDA profiler writes it, without a GPU."""
+    events = [*process(1, "python"), *process(0, "GPU 0", "GPU 0")]
+    corr = 0
+    for step in range(5):
+        start = step * 1000.0 + (40 if step == 2 else 0)
+        dur = 900 + 20 * step
+        events.append(x_event(f"ProfilerStep#{step}", start, dur, cat="user_annotation"))
+        events.append(x_event("forward", start + 5, 500, cat="user_annotation"))
+        events.append(x_event("aten::linear", start + 10, 300))
+        for offset, kernel, cat, stream, kdur in ((20, LONG_KERNEL, "kernel", 7, 250),
+                                                   (40, "ncclKernel_AllReduce_RING_LL_Sum_float", "kernel", 13, 300),
+                                                   (60, "Memcpy DtoH (Device -> Pinned)", "gpu_memcpy", 7, 40)):
+            corr += 1
+            host, work = launch("cudaLaunchKernel", start + offset, corr, kernel_ts=start + offset + 30 + kdur / 4,
+                                kernel_dur=kdur, kernel=kernel, cat=cat, stream=stream)
+            events += [host, work]
+    return write_trace(path, events)
+
+
+def _check_device_report(layout: dict[str, Any], *, streams: int) -> None:
+    charts = {chart["name"]: chart for chart in layout["charts"]}
+    assert {"device-time", "streams", "timeline"} <= set(charts)
+    assert {"device-time", "kernel-types", "streams", "timeline"} <= set(layout["sections"])
+    bar, lanes, timeline = charts["device-time"], charts["streams"], charts["timeline"]
+    assert bar["bars"] >= 1 and bar["marks"] >= 2 and "idle" in bar["labels"] and "compute" in bar["labels"]
+    assert lanes["bars"] >= streams
+    assert timeline["rows"]["device"] >= streams and timeline["rows"]["host"] >= 1
+    assert timeline["rows"]["tall"] == timeline["rows"]["device"] + timeline["rows"]["host"]
+    assert timeline["width"] > 600 and timeline["marks"] > 5
+    assert any(label.endswith("stream 7") for label in timeline["labels"])
+
+
+def _screenshot(browser: str, page: Path, tmp_path: Path, name: str, height: int = HEIGHT) -> None:
+    shot = tmp_path / f"{name}.png"
+    result = _run(browser, tmp_path / f"profile-shot-{name}", "--hide-scrollbars", f"--window-size={WIDTH},{height}",
+                  f"--screenshot={shot}", page.as_uri())
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert _png_size(shot) == (WIDTH, height) and shot.stat().st_size > 50_000
+    assert _console_messages(result.stderr) == []
+    keep = os.environ.get("REPORT_SCREENSHOT_DIR")
+    if keep:
+        shutil.copy(shot, Path(keep) / shot.name)
+
+
+def test_device_time_and_timeline_of_a_kineto_trace(tmp_path: Path) -> None:
+    browser = _chromium()
+    page = write_report(summarize(_gpu_trace(tmp_path / "gpu.json")), tmp_path / "gpu.html")
+    layout = _probe(browser, page, tmp_path)
+    _check_device_report(layout, streams=2)
+    timeline = next(c for c in layout["charts"] if c["name"] == "timeline")
+    # the long kernel name is shortened on the marks and in full in their tooltips
+    assert any(tip.startswith(LONG_KERNEL) for tip in timeline["tips"])
+    assert not any(LONG_KERNEL in label for label in timeline["labels"])
+    assert LONG_KERNEL in layout["cellTitles"]  # the device-op table's shortened cell
+    _screenshot(browser, page, tmp_path, "report-gpu")
+
+
+def test_device_time_and_timeline_of_a_real_gpu_trace(tmp_path: Path) -> None:
+    trace = real_traces_or_skip("cuda/hta_v100_2rank_r1")
+    browser = _chromium()
+    page = write_report(summarize(trace), tmp_path / "real.html")
+    layout = _probe(browser, page, tmp_path)
+    _check_device_report(layout, streams=2)
+    timeline = next(c for c in layout["charts"] if c["name"] == "timeline")
+    # long kernel names in full on hover, none drawn longer than its mark holds
+    assert any(len(tip) > 120 and "void at::native::" in tip for tip in timeline["tips"])
+    assert max(len(label) for label in timeline["labels"]) < 120
+    assert timeline["tooltips"] > 100
+    _screenshot(browser, page, tmp_path, "report-real-gpu", height=9000)  # the page is long: its op tables
