@@ -190,13 +190,14 @@ def stacked_columns(name: str, title: str, columns: Sequence[Column], series: Se
     return "\n".join(parts)
 
 
-def shorten(name: str, limit: int = 60) -> str:
+def shorten(name: str, limit: int = 60, *, keep_end: bool = True) -> str:
     """A long (kernel) name made readable in ``limit`` characters; the full name belongs in a tooltip.
 
     A leading ``void``, template arguments and the argument list go first
     (``void at::native::f<float, 4>(int)`` -> ``at::native::f<…>``), then the
     namespaces, and what is still too long keeps its start and end around an
-    ellipsis. Names within the limit are left as they are.
+    ellipsis (``keep_end=False``: its start only). Names within the limit are
+    left as they are.
     """
     if len(name) <= limit:
         return name
@@ -207,13 +208,16 @@ def shorten(name: str, limit: int = 60) -> str:
     text = _drop_nested(text, "<", ">", "<\u2026>")
     if len(text) > limit and "::" in text:
         head, _, last = text.rpartition("::")
-        if last and not head.endswith("operator"):
+        if last and _NAMESPACES.match(head) and not head.endswith("operator"):
             text = last
     if len(text) <= limit:
         return text
     keep = max(1, limit - 1)
-    front = (keep + 1) // 2
+    front = (keep + 1) // 2 if keep_end else keep
     return text[:front] + "\u2026" + text[len(text) - (keep - front):] if keep - front else text[:keep] + "\u2026"
+
+
+_NAMESPACES = re.compile(r"^[\w:~\u2026<>]+$")
 
 
 def _drop_nested(text: str, opening: str, closing: str, replacement: str) -> str:

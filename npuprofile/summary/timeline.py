@@ -151,7 +151,7 @@ def _draw_band(out: list[str], band: list[TimelineItem], plot_x: float, y: float
         chars = int((w - 4) / 6.0)
         if chars >= 6:
             light = color in (OTHER_COLOR, KIND_COLORS["memory"], KIND_COLORS["op"])
-            out.append(_text(mark.x0 + 3, y + _BAND - 4, shorten(item.name, chars), size=10,
+            out.append(_text(mark.x0 + 3, y + _BAND - 4, shorten(item.name, chars, keep_end=False), size=10,
                              color=TEXT_COLOR if light else "#fff", extra=' pointer-events="none"'))
     return merged, dropped
 

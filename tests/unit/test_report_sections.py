@@ -41,12 +41,14 @@ def test_kernel_names_lose_templates_and_arguments_first() -> None:
     assert shorten(KERNEL, 60) == "at::native::vectorized_elementwise_kernel<\u2026>"
     assert shorten(KERNEL, 40) == "vectorized_elementwise_kernel<\u2026>"
     assert shorten("aten::mm", 60) == "aten::mm"
+    assert shorten("Dequeue@ProfilerStep#12@aten::addmm", 12) == "Dequeu\u2026addmm"
+    assert shorten("Dequeue@ProfilerStep#12@aten::addmm", 12, keep_end=False) == "Dequeue@Pro\u2026"
 
 
 @settings(max_examples=200, deadline=None)
-@given(name=st.text(min_size=0, max_size=300), limit=st.integers(2, 120))
-def test_a_shortened_name_fits_its_limit(name: str, limit: int) -> None:
-    short = shorten(name, limit)
+@given(name=st.text(min_size=0, max_size=300), limit=st.integers(2, 120), keep_end=st.booleans())
+def test_a_shortened_name_fits_its_limit(name: str, limit: int, keep_end: bool) -> None:
+    short = shorten(name, limit, keep_end=keep_end)
     assert len(short) <= max(limit, len(name) if len(name) <= limit else limit)
     if len(name) <= limit:
         assert short == name
