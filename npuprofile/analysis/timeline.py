@@ -147,9 +147,8 @@ class TimelineBuilder:
     def result(self, rank: int | None = None) -> StepTimeline:
         """The timeline (rows by busy time within each kind, the busiest kept)."""
         host = sorted(self.host_rows, key=lambda r: -r.busy)
-        device = sorted(self.device_rows.values(), key=lambda r: (r.device or "", -r.busy))
-        kept_device = sorted(sorted(device, key=lambda r: -r.busy)[:MAX_DEVICE_ROWS],
-                             key=lambda r: (r.device or "", _stream_order(r.lane)))
+        device = sorted(self.device_rows.values(), key=lambda r: -r.busy)
+        kept_device = sorted(device[:MAX_DEVICE_ROWS], key=lambda r: (r.device or "", _stream_order(r.lane)))
         dropped = max(0, len(host) - MAX_HOST_ROWS) + max(0, len(device) - MAX_DEVICE_ROWS)
         rows = [row.result(self.start) for row in (*host[:MAX_HOST_ROWS], *kept_device)]
         return StepTimeline(self.number, _ns(self.end - self.start), rows, rank=rank, dropped_rows=dropped)

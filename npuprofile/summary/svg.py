@@ -265,8 +265,10 @@ def stacked_bars(name: str, title: str, bars: Sequence[StackedBar], series: Sequ
     for i, bar in enumerate(bars):
         y = top_pad + i * row
         parts.append(f'<g class="stacked-bar" data-label="{escape(bar.label)}">')
-        parts.append(_text(label_w, y + 18, _clip(bar.label, label_chars), anchor="end",
-                           extra="" if len(bar.label) <= label_chars else f' data-full="{escape(bar.label)}"'))
+        label = _text(label_w, y + 18, _clip(bar.label, label_chars), anchor="end")
+        if len(bar.label) > label_chars:  # the full label on hover
+            label = label.replace("</text>", f"<title>{escape(bar.label)}</title></text>")
+        parts.append(label)
         x = float(plot_x)
         for entry in series:
             value = bar.segments.get(entry.name, 0.0)
