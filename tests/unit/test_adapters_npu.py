@@ -24,7 +24,7 @@ from npuprofile.backends.registry import backends
 from npuprofile.cli.main import main
 from npuprofile.errors import BackendUnavailableError, ConfigError
 from npuprofile.testing import check_backend
-from tests.npu_fixtures import fake_torch_npu, fake_torch_npu_path, fresh_registry  # noqa: F401
+from tests.npu_fixtures import fake_torch_npu, fake_torch_npu_path  # noqa: F401
 
 SHAPES_CONFIG = {  # the experimental config under which NPU traces carry op shapes
     "profiler_level": "Level1",
@@ -62,7 +62,7 @@ def _run(tmp_path: Path, **options: Any) -> Any:
 # -- availability ---------------------------------------------------------------------------------------
 
 
-def test_missing_torch_npu_is_reported_with_install_hint(fresh_registry: None) -> None:
+def test_missing_torch_npu_is_reported_with_install_hint() -> None:
     assert importlib.util.find_spec("torch_npu") is None, "the fake must not be importable by default"
     reason = backends.load("npu").unavailable_reason()
     assert reason == "torch_npu not installed (pip install npuprofile[npu])"
