@@ -1,11 +1,12 @@
-"""Names kept for one release after a rename: a module ``__getattr__`` that warns, then serves the new object."""
+"""Names kept for one release after a rename or a move: module ``__getattr__`` functions that warn, then serve the new object."""
 
 from __future__ import annotations
 
 import warnings
+from types import ModuleType
 from typing import Any, Callable, Mapping
 
-__all__ = ["renamed"]
+__all__ = ["moved_module", "renamed"]
 
 
 def renamed(module: str, names: Mapping[str, tuple[str, Any]]) -> Callable[[str], Any]:
@@ -22,5 +23,18 @@ def renamed(module: str, names: Mapping[str, tuple[str, Any]]) -> Callable[[str]
             warnings.warn(f"{module}.{name} is deprecated; use {new}", DeprecationWarning, stacklevel=2)
             return value
         raise AttributeError(f"module {module!r} has no attribute {name!r}")
+
+    return __getattr__
+
+
+def moved_module(old: str, new: ModuleType) -> Callable[[str], Any]:
+    """For module ``old`` kept as an alias of ``new``: warn (at its import), return its ``__getattr__``.
+
+    Call it once from the alias module's body: ``__getattr__ = moved_module(__name__, new)``.
+    """
+    warnings.warn(f"{old} is deprecated; import from {new.__name__} instead", DeprecationWarning, stacklevel=3)
+
+    def __getattr__(name: str) -> Any:
+        return getattr(new, name)
 
     return __getattr__
