@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import dataclasses
 import traceback
-import warnings
 from pathlib import Path
 from typing import Any, Callable
 
 from npuprofile.backends.base import Backend, OpStat, Timer, Trace
+from npuprofile.core.deprecation import renamed
 from npuprofile.sessions import config as _config
 from npuprofile.sessions.files import TraceSink
 
@@ -284,12 +284,4 @@ def check_backend(
     return ConformanceReport(backend.name, suite.results)
 
 
-def __getattr__(name: str) -> Any:
-    if name == "check_adapter":
-        warnings.warn(
-            "npuprofile.testing.check_adapter is deprecated; use npuprofile.testing.check_backend",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return check_backend
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = renamed(__name__, {"check_adapter": (f"{__name__}.check_backend", check_backend)})

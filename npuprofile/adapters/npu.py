@@ -2,17 +2,7 @@
 
 from __future__ import annotations
 
-import warnings
-from typing import Any
-
 from npuprofile.backends import npu as _moved
+from npuprofile.core.deprecation import moved_module
 
-warnings.warn(
-    "npuprofile.adapters.npu is deprecated; import from npuprofile.backends.npu instead",
-    DeprecationWarning,
-    stacklevel=2,
-)
-
-
-def __getattr__(name: str) -> Any:
-    return getattr(_moved, name)
+__getattr__ = moved_module(__name__, _moved)

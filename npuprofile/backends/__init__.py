@@ -13,12 +13,10 @@ The protocol a backend implements is in :mod:`npuprofile.backends.base`
 
 from __future__ import annotations
 
-import warnings
-from typing import Any
-
 from npuprofile.backends.base import Backend, Trace, TraceLayout
 from npuprofile.backends.registry import AUTO, ENTRY_POINT_GROUP, BackendEntry, BackendInfo, Registry
 from npuprofile.backends.registry import backends as _registry
+from npuprofile.core.deprecation import renamed
 
 get = _registry.get
 load = _registry.load
@@ -34,15 +32,7 @@ reset = _registry.reset
 entries = _registry.entries()
 
 
-def __getattr__(name: str) -> Any:
-    if name == "adapters":
-        warnings.warn(
-            "npuprofile.backends.adapters() is deprecated; use npuprofile.backends.instances()",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return _registry.instances
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = renamed(__name__, {"adapters": ("npuprofile.backends.instances()", _registry.instances)})
 
 
 __all__ = [

@@ -14,11 +14,11 @@ import abc
 import dataclasses
 import inspect
 import time
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping
 
 from npuprofile.backends.options import resolve_options
+from npuprofile.core.deprecation import renamed
 from npuprofile.core.env import env_name
 from npuprofile.errors import ConfigError
 
@@ -390,12 +390,4 @@ class Backend(abc.ABC):
         return f"<{type(self).__name__} {self.name!r}>"
 
 
-def __getattr__(name: str) -> Any:
-    if name == "Adapter":
-        warnings.warn(
-            "npuprofile.backends.base.Adapter is deprecated; use npuprofile.backends.base.Backend",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return Backend
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = renamed(__name__, {"Adapter": (f"{__name__}.Backend", Backend)})

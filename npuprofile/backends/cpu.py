@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import warnings
-from typing import Any
-
 from npuprofile.backends.base import HostTimer, Timer, TraceLayout
 from npuprofile.backends.torch_profiler import TorchProfilerBackend
+from npuprofile.core.deprecation import renamed
 
 __all__ = ["CpuBackend", "TorchProfilerBackend"]
 
@@ -33,14 +31,7 @@ class CpuBackend(TorchProfilerBackend):
         return HostTimer()
 
 
-_DEPRECATED = {"CpuAdapter": CpuBackend, "TorchProfilerAdapter": TorchProfilerBackend}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _DEPRECATED:
-        new = _DEPRECATED[name]
-        warnings.warn(
-            f"{__name__}.{name} is deprecated; use {new.__module__}.{new.__name__}", DeprecationWarning, stacklevel=2
-        )
-        return new
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = renamed(__name__, {
+    "CpuAdapter": (f"{__name__}.CpuBackend", CpuBackend),
+    "TorchProfilerAdapter": (f"{TorchProfilerBackend.__module__}.TorchProfilerBackend", TorchProfilerBackend),
+})

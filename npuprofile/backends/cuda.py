@@ -8,7 +8,6 @@ Regions can also open NVTX ranges so they show in Nsight Systems.
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from typing import Any
 
 from npuprofile.backends.base import MemoryHistory, Timer, TraceLayout
@@ -17,6 +16,7 @@ from npuprofile.backends.markers import Pop, Push, range_markers
 from npuprofile.backends.memory import AllocatorHistory
 from npuprofile.backends.options import normalize_options
 from npuprofile.backends.torch_profiler import TorchProfilerBackend
+from npuprofile.core.deprecation import renamed
 from npuprofile.core.env import env_name
 
 __all__ = ["ENV_NVTX", "CudaBackend", "CudaOptions"]
@@ -103,8 +103,4 @@ class CudaBackend(TorchProfilerBackend):
         return EventTimer(lambda: torch.cuda.Event(enable_timing=True))  # type: ignore[no-untyped-call]
 
 
-def __getattr__(name: str) -> Any:
-    if name == "CudaAdapter":
-        warnings.warn(f"{__name__}.CudaAdapter is deprecated; use {__name__}.CudaBackend", DeprecationWarning, stacklevel=2)
-        return CudaBackend
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = renamed(__name__, {"CudaAdapter": (f"{__name__}.CudaBackend", CudaBackend)})

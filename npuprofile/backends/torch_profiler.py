@@ -11,8 +11,9 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Sequence
 
-from npuprofile.backends.base import MANAGED_KEYWORDS, Backend, OpStat, Trace, accepted_keywords
+from npuprofile.backends.base import MANAGED_KEYWORDS, Backend, OpStat, accepted_keywords
 from npuprofile.backends.markers import Pop, Push, range_markers
+from npuprofile.backends.profiler_trace import ProfilerTrace, select_activities, session_profiler_kwargs
 
 if TYPE_CHECKING:
     from npuprofile.sessions.config import Config, Schedule
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["TorchProfilerBackend", "TorchProfilerTrace"]
 
 
-class TorchProfilerTrace(Trace):
+class TorchProfilerTrace(ProfilerTrace):
     """One session's ``torch.profiler.profile``: each trace it hands over is exported through the sink.
 
     It pauses with ``toggle_collection_dynamic`` and labels its files through
@@ -32,32 +33,11 @@ class TorchProfilerTrace(Trace):
 
     def __init__(self, sink: "TraceSink", suffix: str, markers: tuple[Push, Pop],
                  activities: Sequence[Any] = ()) -> None:
-        self.sink = sink
+        super().__init__(sink, markers)
         self.suffix = suffix
-        self._push, self._pop = markers
         #: The ``torch.profiler.ProfilerActivity`` values it records (what pausing turns off).
         self.activities = list(activities)
-        #: The ``torch.profiler.profile`` object (set by the backend once built).
-        self.profile: Any = None
         self._uncompressed: list[Path] = []
-
-    def start(self) -> None:
-        self.profile.start()
-
-    def step(self) -> None:
-        self.profile.step()
-
-    def stop(self) -> None:
-        self.profile.stop()
-
-    def push(self, name: str) -> Any:
-        return self._push(name)
-
-    def pop(self, handle: Any) -> None:
-        self._pop(handle)
-
-    def markers(self) -> tuple[Push, Pop]:
-        return self._push, self._pop
 
     def pause(self) -> None:
         self.profile.toggle_collection_dynamic(False, self.activities)
@@ -89,9 +69,6 @@ class TorchProfilerTrace(Trace):
         while self._uncompressed:
             plain = self._uncompressed.pop(0)
             self.sink.replace(plain, gzip_file(plain))
-
-    def collect(self) -> list[Path]:
-        return list(self.sink.paths)
 
     def op_table(self, limit: int) -> list[OpStat]:
         try:
@@ -128,8 +105,7 @@ class TorchProfilerBackend(Backend):
 
     def activities(self, kinds: Sequence[str] | None = None) -> list[Any]:
         """The ``torch.profiler.ProfilerActivity`` values this backend records for ``kinds`` (``None``: all)."""
-        table = self.activity_map()
-        return [activity for kind in (kinds or tuple(table)) for activity in table[kind]]
+        return select_activities(self.activity_map(), kinds)
 
     def profiler_keywords(self) -> frozenset[str] | None:
         """What ``profiler_kwargs`` may set: the keywords of ``torch.profiler.profile`` npuprofile leaves alone."""
@@ -140,30 +116,13 @@ class TorchProfilerBackend(Backend):
 
     def profiler_kwargs(self, config: "Config", options: Any) -> dict[str, Any]:
         """Keyword arguments for ``torch.profiler.profile`` (only ones the stock profiler knows)."""
-        kwargs: dict[str, Any] = {
-            "activities": self.activities(config.activities),
-            "record_shapes": config.record_shapes,
-            "profile_memory": config.profile_memory,
-            "with_stack": config.with_stack,
-            "with_flops": config.with_flops,
-            "with_modules": config.with_modules,
-        }
-        if config.schedule is not None:
-            kwargs["schedule"] = self.schedule(config.schedule)
-        kwargs.update(config.profiler_kwargs or {})
-        return kwargs
+        return session_profiler_kwargs(config, self.activities(config.activities), self.schedule)
 
     def schedule(self, schedule: "Schedule") -> Callable[[int], Any]:
         """Translate a :class:`~npuprofile.Schedule` into a ``torch.profiler.schedule``."""
         import torch.profiler
 
-        return torch.profiler.schedule(
-            wait=schedule.wait,
-            warmup=schedule.warmup,
-            active=schedule.active,
-            repeat=schedule.repeat,
-            skip_first=schedule.skip_first,
-        )
+        return torch.profiler.schedule(**schedule.to_dict())
 
     def markers(self, options: Any) -> tuple[Push, Pop]:
         """The range markers of one trace (``record_function`` ranges; override to add vendor ranges)."""

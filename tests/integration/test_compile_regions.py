@@ -15,8 +15,7 @@ import torch
 from torch._dynamo.utils import counters
 
 import npuprofile as npp
-from npuprofile.backends.base import Timer
-from tests.fakes import register_clock
+from tests.fakes import ManualEventClock, register_clock
 
 
 @pytest.fixture(autouse=True)
@@ -117,32 +116,11 @@ def test_compiling_a_profiled_function_times_each_compiled_call() -> None:
     assert summary.metadata["compiled_regions"] == ["whole_inner"]
 
 
-class StepEvents(Timer):
-    """A device-style clock: each mark is an event 1000 ns after the previous one, readable after flush()."""
-
-    host_clock = False
-
-    def __init__(self) -> None:
-        self.marks = 0
-        self.readable = 0
-
-    def mark(self) -> int:
-        self.marks += 1
-        return self.marks
-
-    def flush(self) -> None:
-        self.readable = self.marks
-
-    def elapsed_ns(self, start: int, end: int) -> int:
-        assert end <= self.readable, "an event was read before flush()"
-        return (end - start) * 1000
-
-
 @pytest.mark.parametrize("trace", [False, True], ids=["timer-only", "tracing"])
 def test_compiled_call_decorated_from_outside_is_timed_with_device_events_and_sync(
     trace: bool, tmp_path: Any, trace_helpers: Any
 ) -> None:
-    clock = StepEvents()
+    clock = ManualEventClock(tick=1000)  # each mark is an event 1000 ns after the previous one
     adapter = register_clock(npp.backends, "events", clock)
     timed = npp.profiled("compiled_body", sync=True)(torch.compile(body, backend="eager", fullgraph=True))
     with npp.session(backend="events", trace=trace, output_dir=tmp_path) as s:

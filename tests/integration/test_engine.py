@@ -17,6 +17,7 @@ import pytest
 import npuprofile as npp
 from tests.conftest import load_trace
 from tests.mock_engine import ControlServer, MockEngine, post
+from tests.processes import STUCK_S, wait_exit
 from tests.unit.test_controller import op_names, step_ranges, traces
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,14 +79,20 @@ def _start(mode: str, out: Path) -> subprocess.Popen[str]:
                             stderr=subprocess.PIPE, text=True)
 
 
-def _wait_for(path: Path, proc: subprocess.Popen[str], timeout: float = 120) -> None:
+def _terminate_once_capturing(procs: dict[str, subprocess.Popen[str]], out: Path, timeout: float = STUCK_S) -> None:
+    """SIGTERM each engine as soon as its ``capturing`` handshake appears (they start in any order)."""
+    waiting = list(procs)
     deadline = time.monotonic() + timeout
-    while not path.exists():
-        if proc.poll() is not None:
-            raise AssertionError(f"the engine ended early ({proc.returncode}):\n{proc.stderr.read()[-3000:]}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise AssertionError("the engine never started capturing")
+    while waiting:
+        for mode in list(waiting):
+            if (out / mode / "capturing").exists():
+                procs[mode].send_signal(signal.SIGTERM)
+                waiting.remove(mode)
+            elif procs[mode].poll() is not None:
+                raise AssertionError(f"the {mode} engine ended early ({procs[mode].returncode}):\n"
+                                     f"{procs[mode].stderr.read()[-3000:]}")
+        if waiting and time.monotonic() > deadline:
+            raise AssertionError(f"the engines {waiting} did not start capturing within {timeout:.0f} s")
         time.sleep(0.05)
 
 
@@ -105,15 +112,14 @@ def _check_flushed(out: Path) -> int:
 @pytest.mark.slow
 def test_sigterm_and_exit_finish_the_running_capture(tmp_path: Path) -> None:
     procs = {mode: _start(mode, tmp_path / mode) for mode in ("sigterm", "thread", "exit")}
-    for mode in ("sigterm", "thread"):
-        _wait_for(tmp_path / mode / "capturing", procs[mode])
-        procs[mode].send_signal(signal.SIGTERM)
-    for mode, proc in procs.items():
-        try:
-            _, err = proc.communicate(timeout=180)
-        except subprocess.TimeoutExpired:
+    try:
+        _terminate_once_capturing({mode: procs[mode] for mode in ("sigterm", "thread")}, tmp_path)
+    except AssertionError:
+        for proc in procs.values():
             proc.kill()
-            raise
+        raise
+    for mode, proc in procs.items():
+        _, err = wait_exit(proc, f"the {mode} engine" + (" after SIGTERM" if mode != "exit" else ""))
         expected = 0 if mode == "exit" else -signal.SIGTERM
         assert proc.returncode == expected, f"{mode}: {proc.returncode}\n{err[-3000:]}"
         recorded = _check_flushed(tmp_path / mode)

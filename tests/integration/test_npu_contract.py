@@ -25,7 +25,7 @@ import pytest
 from npuprofile.backends.npu.api import EXPERIMENTAL_OPTIONAL, TORCH_NPU_API, ApiUse
 from npuprofile.backends.npu.backend import NpuOptions, experimental_kwargs
 from npuprofile.errors import ConfigError
-from tests.npu_fixtures import fake_torch_npu, fresh_registry  # noqa: F401
+from tests.npu_fixtures import fake_torch_npu  # noqa: F401
 from tests.wheel_api import NATIVE, Found, Param, WheelApi
 
 pytestmark = pytest.mark.network

@@ -24,6 +24,7 @@ from npuprofile.backends.cpu import CpuBackend
 from npuprofile.errors import ConfigError, SessionError
 from npuprofile.sessions import files as _output
 from tests.conftest import load_trace, user_annotations
+from tests.processes import read_line, wait_exit
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -167,9 +168,10 @@ def test_atomic_write_keeps_previous_file_on_failure(tmp_path) -> None:
 
 SUBPROCESS_JOB = textwrap.dedent(
     """
-    import os, signal, sys, time
+    import os, signal, sys
     sys.path.insert(0, {root!r})
     import npuprofile as npp
+    from tests.processes import await_signal
     mode = sys.argv[1]
     if mode == "chained":
         signal.signal(signal.SIGTERM, lambda s, f: (open(os.path.join({out!r}, "user-handler-ran"), "w").close(), sys.exit(3)))
@@ -181,7 +183,7 @@ SUBPROCESS_JOB = textwrap.dedent(
     print("ready", flush=True)
     if mode == "exit":
         sys.exit(0)
-    time.sleep(60)
+    await_signal()
     """
 )
 
@@ -191,10 +193,10 @@ def run_job(tmp_path: Path, mode: str, send: int | None) -> subprocess.Completed
     out = tmp_path / "out"
     script.write_text(SUBPROCESS_JOB.format(root=str(ROOT), out=str(out)))
     proc = subprocess.Popen([sys.executable, str(script), mode], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().strip() == "ready"
+    assert read_line(proc, f"{mode} job starting its session") == "ready"
     if send is not None:
         proc.send_signal(send)
-    stdout, stderr = proc.communicate(timeout=60)
+    stdout, stderr = wait_exit(proc, f"{mode} job after signal {send}" if send else f"{mode} job exiting")
     return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
 
 

@@ -20,7 +20,7 @@ from npuprofile.errors import ConfigError
 from npuprofile.sessions import config as _config
 from npuprofile.sessions.files import TraceSink
 from npuprofile.testing import check_backend
-from tests.npu_fixtures import fake_torch_npu, fresh_registry  # noqa: F401
+from tests.npu_fixtures import fake_torch_npu  # noqa: F401
 
 HAS_CUDA = torch.cuda.is_available()
 needs_gpu = pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")
@@ -59,7 +59,7 @@ def test_bad_cuda_options_are_refused(value: Any, environ: dict[str, str], messa
     assert message in str(caught.value)
 
 
-def test_cuda_options_are_validated_even_when_another_backend_runs(fresh_registry: None) -> None:
+def test_cuda_options_are_validated_even_when_another_backend_runs() -> None:
     with pytest.raises(ConfigError, match="cuda nvtx=2"):
         session(backend="cpu", cuda={"nvtx": 2})
 
@@ -162,9 +162,7 @@ def test_nvtx_ranges_pair_with_regions(monkeypatch: pytest.MonkeyPatch, tmp_path
     assert log == [("start", ("again", 102)), ("end", 102)]
 
 
-def test_sessions_in_sequence_keep_their_own_nvtx_choice(
-    fresh_registry: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_sessions_in_sequence_keep_their_own_nvtx_choice(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """NVTX on in one session, off in the next, on the same (process-wide) backend object."""
     starts: list[str] = []
     monkeypatch.setattr(CudaBackend, "probe", lambda self: None)
@@ -221,9 +219,7 @@ def test_event_timer_records_without_sync_and_flushes_once(monkeypatch: pytest.M
     assert timer.elapsed_ns(marks[0], marks[1]) == 2_500_000
 
 
-def test_session_on_mocked_cuda_resolves_regions_through_events(
-    fresh_registry: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_session_on_mocked_cuda_resolves_regions_through_events(monkeypatch: pytest.MonkeyPatch) -> None:
     _FakeCudaEvent.created.clear()
     monkeypatch.setattr(CudaBackend, "probe", lambda self: None)
     monkeypatch.setattr(torch.cuda, "Event", _FakeCudaEvent)
@@ -241,13 +237,13 @@ def test_session_on_mocked_cuda_resolves_regions_through_events(
 
 @pytest.mark.cuda
 @needs_gpu
-def test_cuda_backend_passes_the_conformance_suite(fresh_registry: None, tmp_path: Path) -> None:
+def test_cuda_backend_passes_the_conformance_suite(tmp_path: Path) -> None:
     check_backend(backends.get("cuda"), tmp_path).raise_for_failures()
 
 
 @pytest.mark.cuda
 @needs_gpu
-def test_cuda_session_traces_gpu_kernels_with_shapes(fresh_registry: None, tmp_path: Path) -> None:
+def test_cuda_session_traces_gpu_kernels_with_shapes(tmp_path: Path) -> None:
     import json
 
     left = torch.rand(256, 512, device="cuda")
@@ -267,7 +263,7 @@ def test_cuda_session_traces_gpu_kernels_with_shapes(fresh_registry: None, tmp_p
 
 @pytest.mark.cuda
 @needs_gpu
-def test_cuda_event_time_matches_synchronized_wall_time(fresh_registry: None) -> None:
+def test_cuda_event_time_matches_synchronized_wall_time() -> None:
     left = torch.rand(2048, 2048, device="cuda")
     torch.mm(left, left)
     torch.cuda.synchronize()

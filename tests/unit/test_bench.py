@@ -12,33 +12,16 @@ from typing import Any
 import pytest
 
 import npuprofile as npp
-from npuprofile.backends.base import Timer
 from npuprofile.errors import ConfigError, SessionError
-from tests.fakes import ClockBackend, register_clock
+from tests.fakes import ClockBackend, ManualClock, ManualEventClock, register_clock
 
 
-class StepClock(Timer):
-    """Each call of the benchmarked function advances this clock by a known amount."""
-
-    host_clock = True
-
-    def __init__(self) -> None:
-        self.now = 0
-
-    def mark(self) -> Any:
-        return self.now
-
-
-class EventClock(StepClock):
-    host_clock = False
-
-
-def register(clock: StepClock) -> ClockBackend:
+def register(clock: ManualClock) -> ClockBackend:
     return register_clock(npp.backends, "counting", clock)
 
 
 def test_warmup_calls_are_excluded_and_repeat_is_exact() -> None:
-    clock = StepClock()
+    clock = ManualClock()
     register(clock)
     calls: list[int] = []
 
@@ -67,10 +50,10 @@ def test_min_time_extends_the_run_past_repeat() -> None:
 
 
 def test_host_clock_synchronizes_each_call_device_events_do_not() -> None:
-    host = register(StepClock())
+    host = register(ManualClock())
     npp.bench(lambda: None, warmup=1, repeat=4, backend="counting")
     assert host.syncs == 2 * 5  # entry and exit of every call, warm-up included
-    events = register(EventClock())
+    events = register(ManualEventClock())
     result = npp.bench(lambda: None, warmup=1, repeat=4, backend="counting")
     assert events.syncs == 0
     assert result.summary.metadata["bench"]["clock"] == "device events"

@@ -28,7 +28,7 @@ from npuprofile.sessions.files import TraceSink
 from tests.conftest import load_trace
 from tests.fakes import register_manual
 from tests.mock_engine import MockEngine
-from tests.npu_fixtures import fake_torch_npu, fresh_registry  # noqa: F401
+from tests.npu_fixtures import fake_torch_npu  # noqa: F401
 from tests.unit.test_controller import step_ranges, traces
 
 

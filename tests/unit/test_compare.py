@@ -77,18 +77,6 @@ def test_ten_pairs_of_runs_of_the_same_code_flag_at_most_one_row(adapter) -> Non
     assert flagged <= 1
 
 
-def test_false_alarms_stay_within_the_family_confidence(adapter) -> None:
-    # With no threshold only the statistics decide: of 200 pairs of identical code, about 5% (at most ~10%,
-    # three binomial standard deviations) may flag any row; a method that never errs would be too cautious.
-    regions = {f"r{i}": (1_000_000, 0.1 + 0.05 * i) for i in range(6)}
-    alarms = 0
-    for pair in range(200):
-        result = compare(manual_run(regions, seed=2 * pair, steps=20, adapter=adapter),
-                         manual_run(regions, seed=2 * pair + 1, steps=20, adapter=adapter), threshold=0)
-        alarms += any(row.verdict in (SLOWER, FASTER) for row in result.rows)
-    assert 1 <= alarms <= 20
-
-
 # -- verdicts -------------------------------------------------------------------------------------
 def test_a_certain_change_within_the_threshold_is_no_change(adapter) -> None:
     steady = {"steady": (1_000_000, 0.001)}

@@ -7,15 +7,15 @@ from typing import Any
 
 import pytest
 
-from npuprofile.backends.base import HostTimer, OpStat, Trace
+from npuprofile.backends.base import OpStat, Timer, Trace
 from npuprofile.backends.cpu import CpuBackend
 from npuprofile.backends.registry import backends
 from npuprofile.backends.torch_profiler import TorchProfilerTrace
 from npuprofile.testing import CHECKS, check_backend
-from tests.npu_fixtures import fresh_registry  # noqa: F401
+from tests.fakes import ManualClock
 
 
-def test_cpu_backend_conforms(fresh_registry: None, tmp_path: Path) -> None:
+def test_cpu_backend_conforms(tmp_path: Path) -> None:
     report = check_backend(backends.get("cpu"), tmp_path).raise_for_failures()
     names = [result.name for result in report.results]
     assert names == ["identity", "probe", "workload", *CHECKS]
@@ -24,15 +24,6 @@ def test_cpu_backend_conforms(fresh_registry: None, tmp_path: Path) -> None:
     assert list(tmp_path.glob("conformance.*.pt.trace.json"))
     assert len(list(tmp_path.glob("conformance-isolation.*.pt.trace.json"))) == 2
     assert report.backend == "cpu"
-
-
-class _BackwardsTimer(HostTimer):
-    def __init__(self) -> None:
-        self._now = 1_000_000
-
-    def mark(self) -> Any:
-        self._now -= 10
-        return self._now
 
 
 class _SilentTrace(TorchProfilerTrace):
@@ -47,8 +38,8 @@ class _BrokenBackend(CpuBackend):
     name = "broken"
     trace_class = _SilentTrace
 
-    def timer(self) -> HostTimer:
-        return _BackwardsTimer()
+    def timer(self) -> Timer:
+        return ManualClock(now=1_000_000, tick=-10)  # runs backwards
 
 
 def test_broken_backend_fails_the_named_checks(tmp_path: Path) -> None:

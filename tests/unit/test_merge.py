@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from npuprofile.analysis import events as events_module
 from npuprofile.analysis.merge import identify, merge_traces
 from npuprofile.cli.main import main as cli_main
 from npuprofile.errors import TraceError
@@ -174,35 +172,6 @@ def test_progress_reports_every_byte(tmp_path: Path) -> None:
     total = sum(p.stat().st_size for p in paths)
     assert seen and seen[-1] == (total, total)
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
-
-
-def test_memory_does_not_grow_with_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Reads go in chunks; small chunks let a small test see whether memory follows the input or the chunk.
-    monkeypatch.setattr(events_module, "CHUNK_BYTES", 1 << 14)
-
-    def peak_for(events: int) -> tuple[int, int]:
-        directory = tmp_path / f"n{events}"
-        directory.mkdir()
-        paths = []
-        for rank in range(2):
-            path = directory / f"r.rank{rank}.h_1.pt.trace.json"
-            with open(path, "w") as handle:  # written in pieces, so the test itself stays small
-                handle.write('{"baseTimeNanoseconds": 0, "traceEvents": [')
-                for i in range(events):
-                    handle.write(("," if i else "") + json.dumps(op(f"op{i % 97}", float(i), pid=1, args={"i": i})))
-                handle.write("]}")
-            paths.append(path)
-        tracemalloc.start()
-        merge_traces(paths, directory / "merged.json")
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-        return peak, sum(p.stat().st_size for p in paths)
-
-    small_peak, small_size = peak_for(8_000)
-    big_peak, big_size = peak_for(32_000)
-    assert big_size > 3.5 * small_size
-    assert big_peak < small_peak * 1.5 + (1 << 20), (small_peak, big_peak)
-    assert big_peak < big_size  # parsed events take several times their JSON size: they are not all kept
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -12,65 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import npuprofile as npp
-from npuprofile.backends.base import Timer
 from npuprofile.core import region as _region
-from tests.fakes import ClockBackend, register_clock
+from tests.fakes import ClockBackend, ManualClock, ManualEventClock, register_clock
 
 
-class FakeClock(Timer):
-    """A host clock that moves only when the test advances it."""
-
-    host_clock = True
-
-    def __init__(self) -> None:
-        self.now = 0
-        self.flushes = 0
-
-    def mark(self) -> Any:
-        return self.now
-
-    def advance(self, ns: int) -> None:
-        self.now += ns
-
-    def flush(self) -> None:
-        self.flushes += 1
-
-
-class FakeEvent:
-    __slots__ = ("time", "timer")
-
-    def __init__(self, time: int, timer: "FakeEventTimer") -> None:
-        self.time = time
-        self.timer = timer
-
-
-class FakeEventTimer(FakeClock):
-    """A device-style clock: marks are events, readable only after a flush (like CUDA events)."""
-
-    host_clock = False
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.pending: list[FakeEvent] = []
-        self.readable: set[int] = set()
-
-    def mark(self) -> Any:
-        event = FakeEvent(self.now, self)
-        self.pending.append(event)
-        return event
-
-    def flush(self) -> None:
-        self.flushes += 1
-        self.readable.update(id(e) for e in self.pending)
-        self.pending.clear()
-
-    def elapsed_ns(self, start: Any, end: Any) -> int:
-        if id(start) not in self.readable or id(end) not in self.readable:
-            raise AssertionError("elapsed_ns read an event before flush()")
-        return end.time - start.time
-
-
-def use_clock(clock: FakeClock) -> ClockBackend:
+def use_clock(clock: ManualClock) -> ClockBackend:
     return register_clock(npp.backends, "fake", clock)
 
 
@@ -84,7 +30,7 @@ trees = st.recursive(
 )
 
 
-def run_tree(tree: Any, clock: FakeClock, expected: dict[str, list[tuple[int, int]]], step: dict[str, int]) -> int:
+def run_tree(tree: Any, clock: ManualClock, expected: dict[str, list[tuple[int, int]]], step: dict[str, int]) -> int:
     """Run ``tree`` as nested regions; record (duration, self) per name; return its duration."""
     name, before, children, after = tree
     with npp.profile_region(name):
@@ -112,7 +58,7 @@ def check_stats(stats: Any, samples: list[tuple[int, int]]) -> None:
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(steps=st.lists(st.lists(trees, min_size=1, max_size=3), min_size=1, max_size=4), warmup=st.integers(0, 2))
-@pytest.mark.parametrize("clock_type", [FakeClock, FakeEventTimer])
+@pytest.mark.parametrize("clock_type", [ManualClock, ManualEventClock])
 def test_statistics_are_exact_for_random_nested_trees(clock_type: type, steps: list, warmup: int) -> None:
     _region.ACTIVE.clear()
     clock = clock_type()
@@ -138,7 +84,7 @@ def test_statistics_are_exact_for_random_nested_trees(clock_type: type, steps: l
 
 
 def test_sync_regions_synchronize_at_entry_and_exit() -> None:
-    adapter = use_clock(FakeClock())
+    adapter = use_clock(ManualClock())
     with npp.session(backend="fake", trace=False):
         with npp.profile_region("synced", sync=True):
             assert adapter.syncs == 1
@@ -151,7 +97,7 @@ def test_summary_exports_carry_the_same_numbers(tmp_path: Any) -> None:
     import csv
     import json
 
-    clock = FakeClock()
+    clock = ManualClock()
     use_clock(clock)
     with npp.session(backend="fake", trace=False) as s:
         for ns in (5, 1, 9, 3):
@@ -171,7 +117,7 @@ def test_summary_exports_carry_the_same_numbers(tmp_path: Any) -> None:
 # -- spread, bounds and cost of the statistics -----------------------------------------------------
 
 
-def run_regions(clock: FakeClock, name: str, durations: Any) -> None:
+def run_regions(clock: ManualClock, name: str, durations: Any) -> None:
     for ns in durations:
         with npp.profile_region(name):
             clock.advance(int(ns))
@@ -180,7 +126,7 @@ def run_regions(clock: FakeClock, name: str, durations: Any) -> None:
 def test_std_is_exact_for_long_regions() -> None:
     # 100-second regions a few hundred nanoseconds apart: sum(x^2)/n - mean^2 in floats gives 0
     durations = [100_000_000_000 + offset for offset in (0, 1_000, 2_000, 500, 1_500, 0, 999, 1)]
-    clock = FakeClock()
+    clock = ManualClock()
     use_clock(clock)
     with npp.session(backend="fake", trace=False) as s:
         run_regions(clock, "long", durations)
@@ -213,7 +159,7 @@ def test_percentiles_are_exact_up_to_the_bound_and_within_one_percent_after() ->
     from npuprofile.core.stats import EXACT_SAMPLES
 
     durations = lognormal_durations(3 * EXACT_SAMPLES, seed=1)
-    clock = FakeClock()
+    clock = ManualClock()
     use_clock(clock)
     with npp.session(backend="fake", trace=False) as s:
         for index, step_part in enumerate(np.array_split(durations, 30)):
@@ -259,7 +205,7 @@ def test_merged_statistics_stay_within_one_percent_past_the_bound(parts: list[in
 def test_steps_are_all_kept_up_to_the_bound_then_sampled() -> None:
     from npuprofile.core.collector import STEP_LIMIT
 
-    clock = FakeClock()
+    clock = ManualClock()
     use_clock(clock)
     total_steps = STEP_LIMIT + 2_000
     with npp.session(backend="fake", trace=False) as s:
@@ -286,7 +232,7 @@ def test_step_work_depends_on_what_ran_not_on_names_seen_before(monkeypatch: pyt
     from npuprofile.core.stats import RegionStats
 
     def work_of_one_step(names_seen: int) -> int:
-        clock = FakeClock()
+        clock = ManualClock()
         use_clock(clock)
         with npp.session(backend="fake", trace=False) as s:
             for index in range(names_seen):

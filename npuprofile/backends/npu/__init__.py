@@ -11,18 +11,12 @@ torch_npu is imported lazily, inside the backend, never at import time.
 
 from __future__ import annotations
 
-import warnings
-from typing import Any
-
 from npuprofile.backends.npu.api import TORCH_NPU_API
 from npuprofile.backends.npu.backend import NpuBackend, NpuTrace
 from npuprofile.backends.npu.options import NpuOptions
+from npuprofile.core.deprecation import renamed
 
 __all__ = ["TORCH_NPU_API", "NpuBackend", "NpuOptions", "NpuTrace"]
 
 
-def __getattr__(name: str) -> Any:
-    if name == "NpuAdapter":
-        warnings.warn(f"{__name__}.NpuAdapter is deprecated; use {__name__}.NpuBackend", DeprecationWarning, stacklevel=2)
-        return NpuBackend
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = renamed(__name__, {"NpuAdapter": (f"{__name__}.NpuBackend", NpuBackend)})

@@ -14,7 +14,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Collection
 
-from npuprofile.backends.base import MANAGED_KEYWORDS, Backend, MemoryHistory, Timer, Trace, accepted_keywords
+from npuprofile.backends.base import MANAGED_KEYWORDS, Backend, MemoryHistory, Timer, accepted_keywords
 from npuprofile.backends.events import EventTimer
 from npuprofile.backends.markers import Pop, Push, range_markers
 from npuprofile.backends.memory import AllocatorHistory
@@ -22,6 +22,7 @@ from npuprofile.backends.npu.api import INSTALL_HINT, import_torch_npu
 from npuprofile.backends.npu.layout import DIR_SUFFIX, LAYOUT, MAX_WORKER_NAME
 from npuprofile.backends.npu.offline import analysed_outputs, analyze_traces
 from npuprofile.backends.npu.options import NpuOptions
+from npuprofile.backends.profiler_trace import ProfilerTrace, select_activities, session_profiler_kwargs
 from npuprofile.errors import BackendError, BackendUnavailableError, ConfigError
 
 if TYPE_CHECKING:
@@ -110,7 +111,7 @@ def _profiling_dirs(sink: "TraceSink") -> list[Path]:
     return sorted(path for path in sink.directory.glob(pattern) if path.is_dir())
 
 
-class NpuTrace(Trace):
+class NpuTrace(ProfilerTrace):
     """One session's ``torch_npu.profiler.profile``; torch_npu's own handler writes profiling directories.
 
     torch_npu's profiler cannot pause. With a deferring sink the handler only
@@ -118,32 +119,11 @@ class NpuTrace(Trace):
     """
 
     def __init__(self, sink: "TraceSink", markers: tuple[Push, Pop], analyse_later: bool = False) -> None:
-        self.sink = sink
-        self._push, self._pop = markers
+        super().__init__(sink, markers)
         # Directories of earlier sessions with the same stem are not this trace's.
         self.before = frozenset(_profiling_dirs(sink))
-        #: The ``torch_npu.profiler.profile`` object (set by the backend once built).
-        self.profile: Any = None
         #: Whether :meth:`finish` analyses the raw data (the handler was told not to).
         self.analyse_later = analyse_later
-
-    def start(self) -> None:
-        self.profile.start()
-
-    def step(self) -> None:
-        self.profile.step()
-
-    def stop(self) -> None:
-        self.profile.stop()
-
-    def push(self, name: str) -> Any:
-        return self._push(name)
-
-    def pop(self, handle: Any) -> None:
-        self._pop(handle)
-
-    def markers(self) -> tuple[Push, Pop]:
-        return self._push, self._pop
 
     def collect(self) -> list[Path]:
         """Record the profiling directories this trace produced, and the analysed traces inside."""
@@ -271,32 +251,16 @@ class NpuBackend(Backend):
         )
         if not callable(handler):  # torch_npu swallows its own errors and returns None
             raise BackendError(f"torch_npu tensorboard_trace_handler({str(sink.directory)!r}) returned {handler!r}")
-        table = self.activity_map()
-        kwargs: dict[str, Any] = {
-            "activities": [activity for kind in (config.activities or tuple(table)) for activity in table[kind]],
-            "record_shapes": config.record_shapes,
-            "profile_memory": config.profile_memory,
-            "with_stack": config.with_stack,
-            "with_flops": config.with_flops,
-            "with_modules": config.with_modules,
-            "experimental_config": profiler._ExperimentalConfig(**self._experimental_config_kwargs(options)),
-            "on_trace_ready": trace.callback("write trace", handler),
-        }
-        if config.schedule is not None:
-            kwargs["schedule"] = self._schedule(config.schedule)
-        kwargs.update(config.profiler_kwargs or {})
+        kwargs = session_profiler_kwargs(config, select_activities(self.activity_map(), config.activities),
+                                         self._schedule)
+        kwargs["experimental_config"] = profiler._ExperimentalConfig(**self._experimental_config_kwargs(options))
+        kwargs["on_trace_ready"] = trace.callback("write trace", handler)
         trace.profile = profiler.profile(**kwargs)
         return trace
 
     def _schedule(self, schedule: "Schedule") -> Any:
         # torch_npu's positional order (wait, active, warmup, ...) differs from torch's: keywords only.
-        return self._torch_npu().profiler.schedule(
-            wait=schedule.wait,
-            active=schedule.active,
-            warmup=schedule.warmup,
-            repeat=schedule.repeat,
-            skip_first=schedule.skip_first,
-        )
+        return self._torch_npu().profiler.schedule(**schedule.to_dict())
 
     def _markers(self, options: NpuOptions) -> tuple[Push, Pop]:
         if not options.tx_enabled:

@@ -13,10 +13,9 @@ Nothing here imports torch_npu.
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any
 
-from npuprofile.backends.options import normalize_options
+from npuprofile.backends.options import normalize_options, parse_number
 from npuprofile.core.env import env_name
 from npuprofile.errors import ConfigError
 
@@ -96,16 +95,13 @@ def parse_threshold(value: Any, source: str) -> float | None:
     """A GC detection threshold in milliseconds (a number >= 0), or ``None``/``"none"`` for off."""
     if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "off")):
         return None
-    number: float | None = None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        number = float(value)
-    elif isinstance(value, str):
-        try:
-            number = float(value.strip())
-        except ValueError:
-            number = None
-    if number is None or not math.isfinite(number) or number < 0:
-        raise ConfigError(f"{source}={value!r} is not allowed; allowed: None or a number of milliseconds >= 0")
+    refusal = f"{source}={value!r} is not allowed; allowed: None or a number of milliseconds >= 0"
+    try:
+        number = parse_number(value, source)
+    except ConfigError:
+        raise ConfigError(refusal) from None
+    if number < 0:
+        raise ConfigError(refusal)
     return number
 
 
