@@ -15,6 +15,12 @@ the file had, and:
 
 Which process is a host, a device or a derived view comes from the registered
 backends' trace layouts (:mod:`.layouts`).
+
+A complete event whose ``ts`` or ``dur`` is not a number (a string, a list,
+``null``) or lies beyond :data:`MAX_TIME_US`, or whose ``pid``, ``tid``,
+``name``, ``cat`` or ``ph`` cannot be a key (a list, an object), is skipped and
+counted in ``malformed``; a name that is not a string (a number) is used as
+its text.
 """
 
 from __future__ import annotations
@@ -30,8 +36,11 @@ from npuprofile.analysis.layouts import TraceRules, trace_rules
 from npuprofile.analysis.nesting import HostNesting, Kinds
 from npuprofile.analysis.spill import BUDGET, LaneSorter
 
-__all__ = ["Aggregator"]
+__all__ = ["Aggregator", "MAX_TIME_US"]
 
+#: The largest ``ts`` or ``dur`` taken, in microseconds (the year 2096 after the epoch; ``ts`` is usually
+#: far smaller, relative to the trace's ``baseTimeNanoseconds``). Beyond it, an event is malformed.
+MAX_TIME_US = 4e15
 _CHECK_EVERY = 4096
 _LABEL_NUMBER = re.compile(r"^\s*([A-Za-z][\w ]*?)\s*(\d+)\s*$")
 _STREAM_NAME = re.compile(r"^\s*stream\s*(\d+)\s*$", re.IGNORECASE)
@@ -99,6 +108,9 @@ class Aggregator:
                     ts = event["ts"] + 0.0
                     negdur = -event["dur"] - 0.0
                 except (KeyError, TypeError):
+                    malformed += 1
+                    continue
+                if not (-MAX_TIME_US <= ts <= MAX_TIME_US and -MAX_TIME_US <= negdur <= MAX_TIME_US):  # NaN too
                     malformed += 1
                     continue
                 pid = event.get("pid")

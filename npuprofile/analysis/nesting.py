@@ -11,13 +11,25 @@ itself) is counted once, as torch's op table does.
 
 Records are tuples ``(ts, -dur, seq, kind_id, correlation)`` (microseconds);
 :class:`Kinds` interns each event's ``(name, category)`` into ``kind_id``.
+
+At most :data:`MAX_OPEN_EVENTS` events may be open at once on a lane (each
+inside the one before; real traces nest a few dozen deep): beyond it, as with
+many thousands of events sharing one start and duration, nesting ends with a
+:class:`~npuprofile.analysis.events.TraceLimitError`, so the stack never grows
+with the trace.
 """
 
 from __future__ import annotations
 
 from typing import Any, Iterable, Iterator
 
-__all__ = ["Kinds", "HostNesting", "OP", "REGION", "STEP", "OTHER", "STEP_PREFIX", "REGION_CATEGORIES", "NOT_OPS"]
+from npuprofile.analysis.events import TraceLimitError
+
+__all__ = ["Kinds", "HostNesting", "OP", "REGION", "STEP", "OTHER", "STEP_PREFIX", "REGION_CATEGORIES", "NOT_OPS",
+           "MAX_OPEN_EVENTS"]
+
+#: The most events open at once on one lane (nested inside one another).
+MAX_OPEN_EVENTS = 50_000
 
 STEP_PREFIX = "ProfilerStep#"
 #: Categories of host-side annotations: npuprofile's regions and ``ProfilerStep#N``.
@@ -122,6 +134,11 @@ class HostNesting:
                 launches[corr] = ts
             if pending is not None:
                 if ts < pending[3]:  # it has a child: it becomes a frame
+                    if len(stack) >= MAX_OPEN_EVENTS:
+                        raise TraceLimitError(
+                            f"more than {MAX_OPEN_EVENTS} events open at once on one thread, each inside the one "
+                            f"before (e.g. many events with one start and duration; limit: {MAX_OPEN_EVENTS} "
+                            "open events)")
                     p_kid, p_ts, p_dur, p_end, p_region, p_step, p_kind = pending
                     stack.append([p_kid, p_ts, p_dur, p_end, 0.0, 0.0, p_region, p_step, p_kind, 0, None])
                 else:
