@@ -20,7 +20,9 @@ A complete event whose ``ts`` or ``dur`` is not a number (a string, a list,
 ``null``) or lies beyond :data:`MAX_TIME_US`, or whose ``pid``, ``tid``,
 ``name``, ``cat`` or ``ph`` cannot be a key (a list, an object), is skipped and
 counted in ``malformed``; a name that is not a string (a number) is used as
-its text.
+its text. A trace with more than :data:`MAX_LANES` lanes ends with a
+:class:`~npuprofile.analysis.events.TraceLimitError` (each lane costs memory
+until the end; real traces have tens to hundreds).
 """
 
 from __future__ import annotations
@@ -32,11 +34,15 @@ import re
 from typing import Any, Iterable, Iterator
 
 from npuprofile.analysis.device_time import DeviceTime, DeviceTimeBuilder
+from npuprofile.analysis.events import TraceLimitError
 from npuprofile.analysis.layouts import TraceRules, trace_rules
 from npuprofile.analysis.nesting import HostNesting, Kinds
 from npuprofile.analysis.spill import BUDGET, LaneSorter
 
-__all__ = ["Aggregator", "MAX_TIME_US"]
+__all__ = ["Aggregator", "MAX_TIME_US", "MAX_LANES"]
+
+#: The most lanes (``(pid, tid)`` pairs with complete events) in one trace.
+MAX_LANES = 10_000
 
 #: The largest ``ts`` or ``dur`` taken, in microseconds (the year 2096 after the epoch; ``ts`` is usually
 #: far smaller, relative to the trace's ``baseTimeNanoseconds``). Beyond it, an event is malformed.
@@ -122,6 +128,9 @@ class Aggregator:
                         malformed += 1
                         continue
                     if buffer is None:
+                        if len(buffers) >= MAX_LANES:
+                            raise TraceLimitError(f"more than {MAX_LANES} threads with complete events "
+                                                  f"((pid, tid) pairs; limit: {MAX_LANES} lanes)")
                         buffer = sorter.buffer((pid, tid))
                     last_pid, last_tid = pid, tid
                 try:

@@ -55,7 +55,7 @@ SIZE_CASES: dict[str, tuple[Callable[[Path], Path], str, int, str]] = {
     "deep-nesting": (lambda p: _hostile.deep_nesting(p, 100_000), ".pt.trace.json", 2, "limit: 1024 levels"),
     "huge-head": (lambda p: _hostile.huge_head(p, 32), ".pt.trace.json", 2, "limit: 16 MB"),
     "huge-tail": (lambda p: _hostile.huge_tail(p, 32), ".pt.trace.json", 2, "limit: 16 MB"),
-    "one-lane-per-event": (lambda p: _hostile.one_lane_per_event(p, 3), ".pt.trace.json", 0, ""),
+    "one-lane-per-event": (lambda p: _hostile.one_lane_per_event(p, 3), ".pt.trace.json", 2, "limit: 10000 lanes"),
     "whitespace-flood": (lambda p: _hostile.whitespace_between_events(p, 64), ".pt.trace.json", 0, ""),
     "whitespace-flood-gzip": (lambda p: _hostile.whitespace_between_events(p, 256, packed=True),
                               ".pt.trace.json.gz", 0, ""),
@@ -225,6 +225,28 @@ def test_a_broken_saved_summary_given_to_a_command_ends_in_one_line(
     assert code in (0, 2)
     if code == 2:
         assert len(err) == 1 and str(saved) in err[0], err
+
+
+@pytest.mark.parametrize("ident", [2**64 - 1, 2**63 - 1, -(2**63), 7])
+def test_flow_ids_of_any_size_merge_into_ids_that_stay_apart(tmp_path: Path, ident: int) -> None:
+    for rank in (0, 1):
+        flow = {"ph": "s", "name": "flow", "cat": "ac2g", "id": ident, "ts": 100.0, "pid": 1, "tid": 1}
+        (tmp_path / f"run.rank{rank}.host_1.5.pt.trace.json").write_text(
+            json.dumps({"traceEvents": [_event(0), flow]}))
+    assert main(["merge", str(tmp_path), "-o", str(tmp_path / "merged.json"), "-q"]) == 0
+    ids = [e["id"] for e in json.loads((tmp_path / "merged.json").read_text())["traceEvents"] if e.get("ph") == "s"]
+    assert len(ids) == 2 and ids[0] != ids[1]
+    assert all(isinstance(i, str) or abs(i) < 2**63 for i in ids)
+
+
+def test_process_names_of_the_wrong_type_merge(tmp_path: Path) -> None:
+    meta = {"ph": "M", "name": "process_name", "pid": 7, "tid": 0, "args": "oops"}
+    (tmp_path / "run.rank0.host_1.5.pt.trace.json").write_text(
+        json.dumps({"traceEvents": [_event(0), meta, dict(_event(1), pid=7)]}))
+    assert main(["merge", str(tmp_path), "-o", str(tmp_path / "merged.json"), "-q"]) == 0
+    names = [e["args"]["name"] for e in json.loads((tmp_path / "merged.json").read_text())["traceEvents"]
+             if e.get("name") == "process_name"]
+    assert "rank 0: pid 7" in names
 
 
 def test_a_hostile_clock_base_is_dropped_before_merging(tmp_path: Path) -> None:
