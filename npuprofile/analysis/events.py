@@ -124,7 +124,7 @@ class TraceFile:
         except TraceError:
             raise
         except MemoryError:
-            raise TraceLimitError(f"{self.path}: out of memory while reading (limit: {MAX_ITEM_BYTES // _MB} MB "
+            raise TraceLimitError(f"{self.path}: out of memory while reading (limit: {_size(MAX_ITEM_BYTES)} "
                                   "per event)") from None
         except EOFError:
             raise TraceError(f"{self.path}: truncated gzip file (compressed data ended early)") from None
@@ -195,8 +195,8 @@ class TraceFile:
             kind = "an object" if isinstance(value, dict) else f"a {type(value).__name__}"
             raise TraceError(f"{self.path}: JSON but not a trace ({kind} without \"traceEvents\")")
         if not reader.eof:
-            raise TraceLimitError(f"{self.path}: no \"traceEvents\" key in the first {MAX_HEAD_BYTES // _MB} MB "
-                                  f"(limit: {MAX_HEAD_BYTES // _MB} MB of top-level keys before the events)")
+            raise TraceLimitError(f"{self.path}: no \"traceEvents\" key in the first {_size(MAX_HEAD_BYTES)} "
+                                  f"(limit: {_size(MAX_HEAD_BYTES)} of top-level keys before the events)")
         raise TraceError(f"{self.path}: not a trace (no \"traceEvents\" key)")
 
     def _bad_events(self, rest: bytes, reason: Any) -> None:
@@ -210,12 +210,16 @@ class TraceFile:
 
     def _read_tail(self, reader: "_Reader") -> None:
         """Parse the keys after the events array (``traceName`` and friends)."""
-        reader.skip_ws()
+        if reader.skip_ws() == b"}":  # the usual end: nothing but whitespace may follow
+            reader.pos += 1
+            if reader.skip_ws() != b"":
+                raise TraceError(f"{self.path}: bad JSON after the events (data after the closing '}}')")
+            return
         reader.compact()
         reader.fill(MAX_HEAD_BYTES + 1)
         if len(reader.buffer) > MAX_HEAD_BYTES:
-            raise TraceLimitError(f"{self.path}: more than {MAX_HEAD_BYTES // _MB} MB after the events "
-                                  f"(limit: {MAX_HEAD_BYTES // _MB} MB of top-level keys after the events)")
+            raise TraceLimitError(f"{self.path}: more than {_size(MAX_HEAD_BYTES)} after the events "
+                                  f"(limit: {_size(MAX_HEAD_BYTES)} of top-level keys after the events)")
         rest = bytes(reader.buffer[reader.pos:]).strip(_WS)
         if rest == b"}":
             return
@@ -279,9 +283,9 @@ class TraceFile:
         """No end of an event within the limit from ``offset``: say which limit, or why the JSON is bad; raises."""
         if str(reason).startswith("nested deeper"):
             raise TraceLimitError(f"{self.path}: an event at byte {offset} is {reason}")
-        raise TraceLimitError(f"{self.path}: no end of an event in the {MAX_ITEM_BYTES // _MB} MB from byte {offset}: "
+        raise TraceLimitError(f"{self.path}: no end of an event in the {_size(MAX_ITEM_BYTES)} from byte {offset}: "
                               f"an event larger than the limit, or not JSON ({reason}; "
-                              f"limit: {MAX_ITEM_BYTES // _MB} MB per event)")
+                              f"limit: {_size(MAX_ITEM_BYTES)} per event)")
 
 
 def _parse_slice(buffer: bytearray, start: int, eof: bool) -> tuple[list[Any] | None, Any, bool]:
@@ -368,6 +372,10 @@ def _is_gzip(path: Path) -> bool:
             return handle.read(2) == b"\x1f\x8b"
     except OSError as exc:
         raise TraceError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
+def _size(limit: int) -> str:
+    return f"{limit // _MB} MB" if limit % _MB == 0 else f"{limit} bytes"
 
 
 def _short(exc: Exception) -> str:
