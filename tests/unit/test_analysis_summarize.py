@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from npuprofile.analysis import summarize
 from npuprofile.analysis import aggregate as aggregate_module
 from npuprofile.analysis import nesting as nesting_module
+from npuprofile.analysis import summarize
 from npuprofile.analysis.aggregate import Aggregator
 from npuprofile.analysis.events import TraceLimitError
 from npuprofile.analysis.runinfo import find_session_summary
