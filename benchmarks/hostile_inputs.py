@@ -49,6 +49,8 @@ CASES: dict[str, tuple[Callable[[Path, float], Path], str, int]] = {
     "huge-head": (lambda p, k: _hostile.huge_head(p, int(100 * k)), ".pt.trace.json", 2),
     "huge-tail": (lambda p, k: _hostile.huge_tail(p, int(100 * k)), ".pt.trace.json", 2),
     "objects": (lambda p, k: _hostile.many_small_values(p, 3), ".pt.trace.json", 0),
+    "names": (lambda p, k: _hostile.distinct_names(p, max(1, int(100 * k)), 8), ".pt.trace.json", 2),
+    "long-names": (lambda p, k: _hostile.distinct_names(p, max(1, int(100 * k)), 2000), ".pt.trace.json", 2),
 }
 
 

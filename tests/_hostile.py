@@ -131,3 +131,17 @@ def many_small_values(path: Path, mb: int) -> Path:
         _repeat(handle, b",{}", (mb << 20) // 3 * 3)
         handle.write(b"]}}]}")
     return path
+
+
+def distinct_names(path: Path, mb: int, name_bytes: int = 200) -> Path:
+    """``mb`` MB of events, each with a name of its own (``name_bytes`` long)."""
+    with open(path, "wb") as handle:
+        handle.write(HEADER)
+        size, index = 0, 0
+        while size < mb << 20:
+            piece = _event(name=f"{index:0{name_bytes}d}", ts=10.0 * index) + b","
+            handle.write(piece)
+            size += len(piece)
+            index += 1
+        handle.write(_event() + b"]}")
+    return path

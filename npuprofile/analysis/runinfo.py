@@ -26,8 +26,9 @@ SUMMARY_SUFFIX = ".summary.json"
 TRACE_KEYS = ("schemaVersion", "distributedInfo", "deviceProperties", "trace_id", "host_name",
               "baseTimeNanoseconds", "displayTimeUnit", "record_shapes", "cupti_version", "cuda_runtime_version",
               "cuda_driver_version", "hip_runtime_version", "with_stack", "profile_memory")
-#: Session summaries larger than this are not ours (ours are a few KB to a few MB).
-MAX_SUMMARY_BYTES = 64 << 20
+#: Session summaries larger than this are not ours (ours are a few KB to a few MB; JSON text can take
+#: 20 times its size as Python objects).
+MAX_SUMMARY_BYTES = 16 << 20
 _SEARCH_LEVELS = 3
 _LATEST_TIMESTAMP = 1e11  # seconds since the epoch: the year 5138
 

@@ -285,3 +285,12 @@ def test_open_events_past_the_limit_end_in_a_limit_error(monkeypatch: pytest.Mon
     else:
         with pytest.raises(TraceLimitError, match="limit: 100 open events"):
             Aggregator(budget=7).feed_all(events).finish()
+
+
+@pytest.mark.parametrize("limit", ["MAX_KINDS", "MAX_NAME_CHARS"])
+def test_more_distinct_names_than_the_limit_end_in_a_limit_error(monkeypatch: pytest.MonkeyPatch, limit: str) -> None:
+    monkeypatch.setattr(nesting_module, limit, 100 if limit == "MAX_KINDS" else 1000)
+    events = [{"ph": "X", "name": f"op{i:08d}", "pid": 1, "tid": 1, "ts": 10.0 * i, "dur": 1.0} for i in range(120)]
+    assert len(Aggregator().feed_all(events[:50]).finish().cpu_ops) == 50
+    with pytest.raises(TraceLimitError, match="distinct event names"):
+        Aggregator().feed_all(events + [dict(events[0], name="x" * 1000)])
