@@ -17,6 +17,14 @@ the file had, and:
 
 Which process is a host, a device or a derived view comes from the registered
 backends' trace layouts (:mod:`.layouts`).
+
+A complete event whose ``ts`` or ``dur`` is not a number (a string, a list,
+``null``) or lies beyond :data:`MAX_TIME_US`, or whose ``pid``, ``tid``,
+``name``, ``cat`` or ``ph`` cannot be a key (a list, an object), is skipped and
+counted in ``malformed``; a name that is not a string (a number) is used as
+its text. A trace with more than :data:`MAX_LANES` lanes ends with a
+:class:`~npuprofile.analysis.events.TraceLimitError` (each lane costs memory
+until the end; real traces have tens to hundreds).
 """
 
 from __future__ import annotations
@@ -28,14 +36,21 @@ import re
 from typing import Any, Iterable, Iterator
 
 from npuprofile.analysis.device_time import DeviceTime, DeviceTimeBuilder
+from npuprofile.analysis.events import TraceLimitError
 from npuprofile.analysis.layouts import TraceRules, trace_rules
 from npuprofile.analysis.nesting import OP, REGION, HostNesting, Kinds
 from npuprofile.analysis.spill import BUDGET, LaneSorter
 from npuprofile.analysis.timeline import TimelineBuilder, median_step
 from npuprofile.summary.model import StepTimeline
 
-__all__ = ["Aggregator"]
+__all__ = ["Aggregator", "MAX_TIME_US", "MAX_LANES"]
 
+#: The most lanes (``(pid, tid)`` pairs with complete events) in one trace.
+MAX_LANES = 10_000
+
+#: The largest ``ts`` or ``dur`` taken, in microseconds (the year 2096 after the epoch; ``ts`` is usually
+#: far smaller, relative to the trace's ``baseTimeNanoseconds``). Beyond it, an event is malformed.
+MAX_TIME_US = 4e15
 _CHECK_EVERY = 4096
 _LABEL_NUMBER = re.compile(r"^\s*([A-Za-z][\w ]*?)\s*(\d+)\s*$")
 _STREAM_NAME = re.compile(r"^\s*stream\s*(\d+)\s*$", re.IGNORECASE)
@@ -107,6 +122,9 @@ class Aggregator:
                 except (KeyError, TypeError):
                     malformed += 1
                     continue
+                if not (-MAX_TIME_US <= ts <= MAX_TIME_US and -MAX_TIME_US <= negdur <= MAX_TIME_US):  # NaN too
+                    malformed += 1
+                    continue
                 pid = event.get("pid")
                 tid = event.get("tid")
                 if buffer is None or pid != last_pid or tid != last_tid:
@@ -116,6 +134,9 @@ class Aggregator:
                         malformed += 1
                         continue
                     if buffer is None:
+                        if len(buffers) >= MAX_LANES:
+                            raise TraceLimitError(f"more than {MAX_LANES} threads with complete events "
+                                                  f"((pid, tid) pairs; limit: {MAX_LANES} lanes)")
                         buffer = sorter.buffer((pid, tid))
                     last_pid, last_tid = pid, tid
                 try:

@@ -16,10 +16,10 @@ from typing import Any, Iterable, Sequence
 
 from npuprofile.analysis.aggregate import Aggregator
 from npuprofile.analysis.device_time import DeviceTime
-from npuprofile.analysis.events import Progress, TraceFile
+from npuprofile.analysis.events import Progress, TraceFile, TraceLimitError
 from npuprofile.analysis.layouts import TraceRules, trace_rules
 from npuprofile.analysis.locate import find_tables, find_traces, lfs_pointer, rank_from_files
-from npuprofile.analysis.runinfo import find_session_summary, load_session_summary, rank_of
+from npuprofile.analysis.runinfo import SummaryIndex, rank_of
 from npuprofile.analysis.tables import StatedDeviceTime, read_tables, stated_from_overlap
 from npuprofile.errors import TraceError
 from npuprofile.summary.model import StepTimeline
@@ -118,9 +118,10 @@ def collect(
     beside: dict[Path, list[Path]] = {}
     for table in dict.fromkeys(tables):
         beside.setdefault(table.parent, []).append(table)
+    index = SummaryIndex()  # each directory listed, each session summary read, once
     for file in traces:
-        session_path = find_session_summary(file)
-        session = load_session_summary(session_path) if session_path else None
+        session_path = index.find(file)
+        session = index.load(session_path) if session_path else None
         names = [r.get("name") for r in (session or {}).get("regions", []) if isinstance(r, dict)]
         trace = TraceFile(file)
         report = None
@@ -131,7 +132,12 @@ def collect(
                 progress(offset + current, total)
 
         agg = Aggregator([n for n in names if isinstance(n, str)], rules=rules, include_last_step=include_last_step)
-        agg.feed_all(trace.events(report)).finish()
+        try:
+            agg.feed_all(trace.events(report)).finish()
+        except TraceLimitError as exc:  # a limit of the nesting, which knows no file: name it
+            if str(file) in str(exc):
+                raise
+            raise TraceLimitError(f"{file}: {exc}") from None
         done += trace.size
         meta = (session or {}).get("metadata")
         rank = rank_of(trace.metadata, meta if isinstance(meta, dict) else None)

@@ -31,12 +31,22 @@ Public API (stable; other modules build on it):
 Every problem with a file (missing, not a trace, truncated gzip, bad JSON)
 raises :class:`npuprofile.errors.TraceError` with a one-line message naming the
 file.
+
+Memory stays bounded whatever the input: one event may take at most
+:data:`MAX_ITEM_BYTES` of JSON text, the top-level keys before (or after) the
+events at most :data:`MAX_HEAD_BYTES`, and JSON may nest at most
+:data:`MAX_DEPTH` levels (the parser's own limit); a file beyond a limit ends
+with a :class:`TraceLimitError` naming the file and the limit. Whitespace is
+skipped at C speed wherever JSON allows it between events. The reader checks
+no field types (the analysis skips and counts events whose fields it cannot
+use); only the array layout's string timestamps must be numbers.
 """
 
 from __future__ import annotations
 
 import gzip
 import os
+import re
 import zlib
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator
@@ -46,14 +56,26 @@ import orjson
 from npuprofile.analysis.locate import find_traces
 from npuprofile.errors import TraceError
 
-__all__ = ["TraceFile", "iter_events", "find_traces", "Progress"]
+__all__ = ["TraceFile", "TraceLimitError", "iter_events", "find_traces", "Progress", "MAX_ITEM_BYTES",
+           "MAX_HEAD_BYTES", "MAX_DEPTH"]
 
 Progress = Callable[[int, int], None]
 
 CHUNK_BYTES = 1 << 20
+#: The most JSON text one event may take (4 MB: parsed into at most ~150 MB of objects).
+MAX_ITEM_BYTES = 4 << 20
+#: The most JSON text the top-level keys before (or after) the events may take.
+MAX_HEAD_BYTES = 16 << 20
+#: The deepest nesting of JSON arrays and objects (orjson's own limit).
+MAX_DEPTH = 1024
+_MB = 1 << 20
 _WS = b" \t\r\n"
+_NOT_WS = re.compile(rb"[^ \t\r\n]")
 _EVENTS_KEY = b'"traceEvents"'
-_HEAD_LIMIT = 64 << 20  # top-level keys before the events larger than this are not a trace we know
+
+
+class TraceLimitError(TraceError):
+    """A trace goes beyond one of the analysis's limits (event size, nesting, open events); names the limit."""
 
 
 def iter_events(path: str | os.PathLike[str], progress: Progress | None = None) -> Iterator[dict[str, Any]]:
@@ -104,6 +126,9 @@ class TraceFile:
                 yield from self._parse(reader)
         except TraceError:
             raise
+        except MemoryError:
+            raise TraceLimitError(f"{self.path}: out of memory while reading (limit: {_size(MAX_ITEM_BYTES)} "
+                                  "per event)") from None
         except EOFError:
             raise TraceError(f"{self.path}: truncated gzip file (compressed data ended early)") from None
         except (gzip.BadGzipFile, zlib.error) as exc:
@@ -123,6 +148,7 @@ class TraceFile:
             reader.skip_ws()
             if reader.peek() != b"":
                 raise TraceError(f"{self.path}: not a trace (unexpected data after the event array)")
+            reader.report()
             return
         if first != b"{":
             raise TraceError(f"{self.path}: not a trace (expected a JSON object or array, found {first!r})")
@@ -134,12 +160,13 @@ class TraceFile:
         reader.pos += 1
         yield from self._items(reader, normalise=None)
         self._read_tail(reader)
+        reader.report()
 
     def _read_head(self, reader: "_Reader") -> None:
         """Parse the keys before ``traceEvents``; leave the reader just after its colon."""
         search_from = reader.pos
         while True:
-            at = reader.find(_EVENTS_KEY, search_from, _HEAD_LIMIT)
+            at = reader.find(_EVENTS_KEY, search_from, MAX_HEAD_BYTES)
             if at < 0:
                 self._not_a_trace(reader)
             head = reader.buffer[reader.pos:at]
@@ -163,13 +190,16 @@ class TraceFile:
 
     def _not_a_trace(self, reader: "_Reader") -> None:
         text = bytes(reader.buffer[reader.pos:])
-        if reader.eof and len(text) < _HEAD_LIMIT:
+        if reader.eof and len(text) < MAX_HEAD_BYTES:
             try:
                 value = orjson.loads(text)
             except orjson.JSONDecodeError as exc:
                 raise TraceError(f"{self.path}: not valid JSON ({_short(exc)})") from None
             kind = "an object" if isinstance(value, dict) else f"a {type(value).__name__}"
             raise TraceError(f"{self.path}: JSON but not a trace ({kind} without \"traceEvents\")")
+        if not reader.eof:
+            raise TraceLimitError(f"{self.path}: no \"traceEvents\" key in the first {_size(MAX_HEAD_BYTES)} "
+                                  f"(limit: {_size(MAX_HEAD_BYTES)} of top-level keys before the events)")
         raise TraceError(f"{self.path}: not a trace (no \"traceEvents\" key)")
 
     def _bad_events(self, rest: bytes, reason: Any) -> None:
@@ -183,10 +213,17 @@ class TraceFile:
 
     def _read_tail(self, reader: "_Reader") -> None:
         """Parse the keys after the events array (``traceName`` and friends)."""
-        reader.fill_all()
-        rest = bytes(reader.buffer[reader.pos:]).strip(_WS)
-        if rest == b"}":
+        if reader.skip_ws() == b"}":  # the usual end: nothing but whitespace may follow
+            reader.pos += 1
+            if reader.skip_ws() != b"":
+                raise TraceError(f"{self.path}: bad JSON after the events (data after the closing '}}')")
             return
+        reader.compact()
+        reader.fill(MAX_HEAD_BYTES + 1)
+        if len(reader.buffer) > MAX_HEAD_BYTES:
+            raise TraceLimitError(f"{self.path}: more than {_size(MAX_HEAD_BYTES)} after the events "
+                                  f"(limit: {_size(MAX_HEAD_BYTES)} of top-level keys after the events)")
+        rest = bytes(reader.buffer[reader.pos:]).strip(_WS)
         if not rest.startswith(b","):
             raise TraceError(f"{self.path}: bad JSON after the events (expected ',' or '}}', got {rest[:20]!r})")
         try:
@@ -200,18 +237,28 @@ class TraceFile:
         """Yield the items of a JSON array whose ``[`` was just consumed; consume its ``]``."""
         size = CHUNK_BYTES
         origin: int | None = None
+        separator = False  # the last cut ended right after an item: a ',' (or the ']') comes next
         while True:
-            reader.skip_ws()
-            if reader.peek() == b"]":
+            head = reader.skip_ws()
+            if head == b"]":
                 reader.pos += 1
                 return
+            if separator:
+                if head != b",":
+                    raise TraceError(f"{self.path}: bad JSON in the events at byte {reader.offset} "
+                                     f"(expected ',' or ']' after an event, found {head!r})")
+                reader.pos += 1
+                separator = False
+                continue
             reader.fill(size)
             buffer = reader.buffer
             start = reader.pos
-            items, end = _parse_slice(buffer, start, reader.eof)
+            items, end, separator = _parse_slice(buffer, start, reader.eof)
             if items is None:
                 if reader.eof:
-                    self._bad_events(bytes(buffer[start:]), end)
+                    self._bad_events(bytes(buffer[start:start + MAX_ITEM_BYTES]), end)
+                if size >= MAX_ITEM_BYTES:
+                    self._too_large(reader.offset, end)
                 size *= 2  # no cut parsed in this window: look further
                 continue
             size = CHUNK_BYTES
@@ -235,18 +282,28 @@ class TraceFile:
             del items  # before the next chunk is parsed, so only one chunk of events is alive
             reader.compact()
 
+    def _too_large(self, offset: int, reason: Any) -> None:
+        """No end of an event within the limit from ``offset``: say which limit, or why the JSON is bad; raises."""
+        if str(reason).startswith("nested deeper"):
+            raise TraceLimitError(f"{self.path}: an event at byte {offset} is {reason}")
+        raise TraceLimitError(f"{self.path}: no end of an event in the {_size(MAX_ITEM_BYTES)} from byte {offset}: "
+                              f"an event larger than the limit, or not JSON ({reason}; "
+                              f"limit: {_size(MAX_ITEM_BYTES)} per event)")
 
-def _parse_slice(buffer: bytearray, start: int, eof: bool) -> tuple[list[Any] | None, Any]:
+
+def _parse_slice(buffer: bytearray, start: int, eof: bool) -> tuple[list[Any] | None, Any, bool]:
     """Parse the array items in ``buffer[start:cut]`` for the last cut that parses.
 
-    Returns ``(items, cut)`` with ``cut`` just after the separating comma (or at
-    the closing bracket), or ``(None, reason)`` when no cut in the window parses.
+    Returns ``(items, resume, separator)``: ``resume`` is just after the
+    separating comma (or at the closing bracket), or, when the window ends in
+    whitespace after the last item (``separator`` True), just after that item.
+    ``(None, reason, False)`` when no cut in the window parses.
     """
     stop = len(buffer)
     tries = 0
     error: Any = "no event boundary found"
     while tries < 16:
-        cut, after = _last_cut(buffer, start, stop)
+        cut, after, separator = _last_cut(buffer, start, stop, eof)
         if cut < 0:
             break
         tries += 1
@@ -256,36 +313,54 @@ def _parse_slice(buffer: bytearray, start: int, eof: bool) -> tuple[list[Any] | 
             error = _short(exc)
             stop = cut - 1
             continue
-        return items, after
-    return None, error
+        return items, after, separator
+    return None, error, False
 
 
-def _last_cut(buffer: bytearray, start: int, stop: int) -> tuple[int, int]:
+def _last_cut(buffer: bytearray, start: int, stop: int, eof: bool) -> tuple[int, int, bool]:
     """The last position in ``buffer[start:stop]`` that may end an item.
 
-    A cut is a ``}`` followed by ``,`` and ``{`` (between two events) or by
-    ``]`` (the last event). Returns ``(index after the '}', index to resume at)``.
+    A cut is a ``}`` followed by ``,`` and ``{`` (between two events), by ``]``
+    (the last event), or, before the end of the input, by nothing but
+    whitespace up to the end of the window (the separator is read next).
+    Returns ``(index after the '}', index to resume at, separator still to read)``.
     """
     find = buffer.rfind
-    end = len(buffer)
     while True:
         brace = find(b"}", start, stop)
         if brace < 0:
-            return -1, -1
-        at = brace + 1
-        while at < end and buffer[at] in _WS:
-            at += 1
-        if at < end:
+            return -1, -1, False
+        at = _solid(buffer, brace + 1)
+        if at < 0:
+            if not eof:
+                return brace + 1, brace + 1, True
+        else:
             mark = buffer[at]
             if mark == 0x5D:  # ']'
-                return brace + 1, at
+                return brace + 1, at, False
             if mark == 0x2C:  # ','
-                nxt = at + 1
-                while nxt < end and buffer[nxt] in _WS:
-                    nxt += 1
-                if nxt < end and buffer[nxt] == 0x7B:  # '{'
-                    return brace + 1, at + 1
+                following = _solid(buffer, at + 1)
+                if following < 0 and not eof:
+                    return brace + 1, at + 1, False
+                if following >= 0 and buffer[following] == 0x7B:  # '{'
+                    return brace + 1, at + 1, False
         stop = brace
+
+
+def _solid(buffer: bytearray, pos: int) -> int:
+    """The index of the first byte at or after ``pos`` that is not JSON whitespace, or -1 (at C speed)."""
+    found = _NOT_WS.search(buffer, pos, pos + 64)  # the usual case: a few bytes of indentation
+    if found is not None:
+        return found.start()
+    # A long run: drop whitespace from growing pieces in C (~600 MB/s), so the cost follows the run's length.
+    at, step = pos + 64, 4096
+    while at < len(buffer):
+        solid = buffer[at:at + step].translate(None, _WS)
+        if solid:
+            return buffer.find(solid[:1], at)
+        at += step
+        step = min(step * 4, _MB)
+    return -1
 
 
 def _normalise(event: dict[str, Any], origin: int | None) -> int | None:
@@ -338,8 +413,15 @@ def _is_gzip(path: Path) -> bool:
         raise TraceError(f"{path}: cannot read ({exc.strerror or exc})") from None
 
 
+def _size(limit: int) -> str:
+    return f"{limit // _MB} MB" if limit % _MB == 0 else f"{limit} bytes"
+
+
 def _short(exc: Exception) -> str:
-    return str(exc).splitlines()[0][:120]
+    text = str(exc).splitlines()[0][:120]
+    if "depth limit" in text or "recursion" in text.lower():
+        return f"nested deeper than {MAX_DEPTH} levels of arrays and objects (limit: {MAX_DEPTH} levels)"
+    return text
 
 
 class _Reader:
@@ -353,9 +435,15 @@ class _Reader:
         self.buffer = bytearray()
         self.pos = 0
         self.eof = False
+        self.dropped = 0  # bytes consumed and dropped from the front of the window
 
-    def _read(self, want: int) -> None:
-        data = self.stream.read(max(want, CHUNK_BYTES))
+    @property
+    def offset(self) -> int:
+        """Position in the (uncompressed) stream."""
+        return self.dropped + self.pos
+
+    def _read(self) -> None:
+        data = self.stream.read(CHUNK_BYTES)  # one chunk at a time: never a large transient buffer
         if not data:
             self.eof = True
         else:
@@ -364,11 +452,7 @@ class _Reader:
     def fill(self, want: int) -> None:
         """Make at least ``want`` bytes available after ``pos`` (unless the stream ends)."""
         while not self.eof and len(self.buffer) - self.pos < want:
-            self._read(want - (len(self.buffer) - self.pos))
-
-    def fill_all(self) -> None:
-        while not self.eof:
-            self._read(CHUNK_BYTES)
+            self._read()
 
     def find(self, needle: bytes, start: int, limit: int) -> int:
         while True:
@@ -376,7 +460,7 @@ class _Reader:
             if at >= 0 or self.eof or len(self.buffer) > limit:
                 return at
             start = max(self.pos, len(self.buffer) - len(needle))
-            self._read(CHUNK_BYTES)
+            self._read()
 
     def peek(self) -> bytes:
         if self.pos >= len(self.buffer):
@@ -384,19 +468,23 @@ class _Reader:
         return bytes(self.buffer[self.pos:self.pos + 1])
 
     def skip_ws(self) -> bytes:
+        """Skip whitespace (at C speed, in bounded memory); return the next byte (``b""`` at the end)."""
         while True:
-            buffer = self.buffer
-            while self.pos < len(buffer) and buffer[self.pos] in _WS:
-                self.pos += 1
-            if self.pos < len(buffer) or self.eof:
+            at = _solid(self.buffer, self.pos)
+            if at >= 0:
+                self.pos = at
                 return self.peek()
+            self.pos = len(self.buffer)
+            if self.eof:
+                return b""
             self.compact()
-            self._read(CHUNK_BYTES)
+            self._read()
 
     def compact(self) -> None:
         """Drop consumed bytes."""
         if self.pos:
             del self.buffer[:self.pos]
+            self.dropped += self.pos
             self.pos = 0
 
     def report(self) -> None:

@@ -62,6 +62,7 @@ _STEM = re.compile(
     r"(?:[._]|$)"
 )
 _WRITE_BATCH = 1 << 20
+_ID_LIMIT = 2**63 - 1  # integer ids spread over the lanes must stay 64-bit integers (what JSON writers take)
 
 Progress = Callable[[int, int], None]
 
@@ -439,7 +440,8 @@ class _Writer:
                     if name == "process_sort_index":
                         return
                     if name == "process_name":
-                        args = event.get("args") or {}
+                        args = event.get("args")
+                        args = args if args.__class__ is dict else {}
                         event["args"] = dict(args, name=f"{lanes.label}: {args.get('name', pid)}")
         event["pid"] = out_pid
         if offset:
@@ -448,9 +450,9 @@ class _Writer:
                 event["ts"] = ts + offset
         if "id" in event and event.get("ph") in _ID_PHASES:
             ident = event["id"]
-            if ident.__class__ is int:
+            if ident.__class__ is int and abs(ident) < _ID_LIMIT // lanes.lanes_total:
                 event["id"] = ident * lanes.lanes_total + lanes.lane_index
-            else:
+            else:  # text ids, and numbers that would not fit 64 bits once spread over the lanes
                 event["id"] = f"{ident}:{lanes.lane_index}"
         yield event
 

@@ -11,13 +11,30 @@ itself) is counted once, as torch's op table does.
 
 Records are tuples ``(ts, -dur, seq, kind_id, correlation)`` (microseconds);
 :class:`Kinds` interns each event's ``(name, category)`` into ``kind_id``.
+
+At most :data:`MAX_OPEN_EVENTS` events may be open at once on a lane (each
+inside the one before; real traces nest a few dozen deep): beyond it, as with
+many thousands of events sharing one start and duration, nesting ends with a
+:class:`~npuprofile.analysis.events.TraceLimitError`, so the stack never grows
+with the trace. Likewise :class:`Kinds` holds at most :data:`MAX_KINDS` distinct
+``(name, category)`` pairs, :data:`MAX_NAME_CHARS` characters of names in all.
 """
 
 from __future__ import annotations
 
 from typing import Any, Iterable, Iterator
 
-__all__ = ["Kinds", "HostNesting", "OP", "REGION", "STEP", "OTHER", "STEP_PREFIX", "REGION_CATEGORIES", "NOT_OPS"]
+from npuprofile.analysis.events import TraceLimitError
+
+__all__ = ["Kinds", "HostNesting", "OP", "REGION", "STEP", "OTHER", "STEP_PREFIX", "REGION_CATEGORIES", "NOT_OPS",
+           "MAX_OPEN_EVENTS"]
+
+#: The most events open at once on one lane (nested inside one another).
+MAX_OPEN_EVENTS = 50_000
+#: The most distinct ``(name, category)`` pairs in one trace (real traces have a few thousand).
+MAX_KINDS = 250_000
+#: The most characters of distinct names in one trace.
+MAX_NAME_CHARS = 32 << 20
 
 STEP_PREFIX = "ProfilerStep#"
 #: Categories of host-side annotations: npuprofile's regions and ``ProfilerStep#N``.
@@ -37,6 +54,7 @@ class Kinds:
         self.categories: list[Any] = []
         self.kinds: list[int] = []
         self.step_numbers: list[int | None] = []
+        self.name_chars = 0
 
     def add(self, name: Any, category: Any) -> int:
         """The id of ``(name, category)``, interned on first sight (names that are not strings become strings)."""
@@ -50,6 +68,11 @@ class Kinds:
         found = by_name.get(name)
         if found is not None:
             return found
+        self.name_chars += len(name)
+        if len(self.names) >= MAX_KINDS or self.name_chars > MAX_NAME_CHARS:
+            raise TraceLimitError(f"more than {MAX_KINDS} distinct event names, or more than "
+                                  f"{MAX_NAME_CHARS >> 20} M characters of them (limit: {MAX_KINDS} names, "
+                                  f"{MAX_NAME_CHARS >> 20} M characters)")
         kind, step = self._classify(name, category)
         ident = by_name[name] = len(self.names)
         self.names.append(name)
@@ -122,6 +145,11 @@ class HostNesting:
                 launches[corr] = ts
             if pending is not None:
                 if ts < pending[3]:  # it has a child: it becomes a frame
+                    if len(stack) >= MAX_OPEN_EVENTS:
+                        raise TraceLimitError(
+                            f"more than {MAX_OPEN_EVENTS} events open at once on one thread, each inside the one "
+                            f"before (e.g. many events with one start and duration; limit: {MAX_OPEN_EVENTS} "
+                            "open events)")
                     p_kid, p_ts, p_dur, p_end, p_region, p_step, p_kind = pending
                     stack.append([p_kid, p_ts, p_dur, p_end, 0.0, 0.0, p_region, p_step, p_kind, 0, None])
                 else:

@@ -7,7 +7,10 @@ of events later. Exact nesting needs each lane as if fully sorted, so records
 ``budget`` records, every buffer is sorted and written to one temporary file as
 a run, and the buffers are emptied. :meth:`LaneSorter.sorted` then merges a
 lane's runs with what is still in memory. Memory is bounded by the budget plus
-one block per run being merged; a trace under the budget never touches the disk.
+one block per run being merged, and at most :data:`FAN_IN` runs are merged at
+once: a lane with more overlapping runs (a thread written in reverse order, or
+far out of order, in a large trace) has them merged into longer runs on disk
+first, :data:`FAN_IN` at a time. A trace under the budget never touches the disk.
 """
 
 from __future__ import annotations
@@ -18,10 +21,12 @@ import pickle
 import tempfile
 from typing import IO, Any, Iterator
 
-__all__ = ["LaneSorter", "BUDGET"]
+__all__ = ["LaneSorter", "BUDGET", "FAN_IN"]
 
 #: Records held in memory (all lanes together) before sorted runs are written to disk.
 BUDGET = 200_000
+#: The most runs merged at once (each holds one block of records in memory while merged).
+FAN_IN = 32
 _BLOCK = 4096
 
 
@@ -50,6 +55,8 @@ class LaneSorter:
         self.runs: dict[Any, list[_Run]] = {}
         self.spills = 0
         self.spilled_records = 0
+        #: Runs written by merging other runs (a lane with more than ``FAN_IN`` overlapping ones).
+        self.merged_runs = 0
         self._file: IO[bytes] | None = None
 
     def buffer(self, key: Any) -> list[Any]:
@@ -66,23 +73,33 @@ class LaneSorter:
 
     def spill(self) -> None:
         """Write each non-empty buffer as a sorted run and empty it (the lists keep their identity)."""
-        if self._file is None:
-            self._file = tempfile.TemporaryFile(prefix="npuprofile-sort-")
-        handle = self._file
         for key, records in self.buffers.items():
             if not records:
                 continue
             records.sort()
-            blocks = []
-            handle.seek(0, 2)
-            for start in range(0, len(records), _BLOCK):
-                data = pickle.dumps(records[start:start + _BLOCK], protocol=pickle.HIGHEST_PROTOCOL)
-                blocks.append((handle.tell(), len(data)))
-                handle.write(data)
-            self.runs.setdefault(key, []).append(_Run(blocks, records[0], records[-1]))
+            self.runs.setdefault(key, []).append(
+                self._write(records[start:start + _BLOCK] for start in range(0, len(records), _BLOCK)))
             self.spilled_records += len(records)
             del records[:]
         self.spills += 1
+
+    def _write(self, blocks: Iterator[list[Any]]) -> _Run:
+        """Append sorted records, given block by block, to the temporary file as one run."""
+        if self._file is None:
+            self._file = tempfile.TemporaryFile(prefix="npuprofile-sort-")
+        handle = self._file
+        where: list[tuple[int, int]] = []
+        first: Any = None
+        last: Any = None
+        for block in blocks:
+            if first is None:
+                first = block[0]
+            last = block[-1]
+            data = pickle.dumps(block, protocol=pickle.HIGHEST_PROTOCOL)
+            offset = handle.seek(0, 2)  # at the end, whatever a reader of another run moved it to
+            handle.write(data)
+            where.append((offset, len(data)))
+        return _Run(where, first, last)
 
     def keys(self) -> list[Any]:
         """Every lane that received records."""
@@ -105,6 +122,10 @@ class LaneSorter:
                 chains.append([self._read(run)])
             last = run.last if last is None or run.last > last else last
         streams: list[Iterator[Any]] = [itertools.chain.from_iterable(chain) for chain in chains]
+        while len(streams) > FAN_IN:  # merge the oldest FAN_IN into one run on disk, until few enough are left
+            merged = self._write(_blocks(heapq.merge(*streams[:FAN_IN])))
+            self.merged_runs += 1
+            streams = [*streams[FAN_IN:], self._read(merged)]
         if records:
             if records[0] > last:
                 streams[-1] = itertools.chain(streams[-1], records)
@@ -132,3 +153,12 @@ class LaneSorter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _blocks(records: Iterator[Any]) -> Iterator[list[Any]]:
+    """Sorted records cut into blocks of :data:`_BLOCK`."""
+    while True:
+        block = list(itertools.islice(records, _BLOCK))
+        if not block:
+            return
+        yield block

@@ -209,3 +209,80 @@ def test_gzip_named_plain_and_plain_named_gzip_both_read(real_traces: dict[str, 
     plain = tmp_path / "x.pt.trace.json.gz"
     shutil.copy(real_traces["plain"], plain)
     assert list(iter_events(plain)) == list(iter_events(real_traces["plain"]))
+
+
+# -- limits and whitespace ---------------------------------------------------------------------
+_gap = st.sampled_from(["", " ", "\n", " \t\r\n" * 40, " " * 200])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(events=st.lists(_event, min_size=1, max_size=12), gaps=st.lists(st.tuples(_gap, _gap), min_size=12,
+                                                                      max_size=12),
+       chunk=st.sampled_from([1, 16, 64, 300]), packed=st.booleans())
+def test_whitespace_of_any_length_between_events_reads_exactly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              events: list[dict[str, Any]],
+                                                              gaps: list[tuple[str, str]], chunk: int,
+                                                              packed: bool) -> None:
+    monkeypatch.setattr(events_module, "CHUNK_BYTES", chunk)
+    items = [before + json.dumps(event) + after for event, (before, after) in zip(events, gaps)]
+    text = ('{"traceEvents": [' + ",".join(items) + "]" + gaps[0][1] + "}").encode()
+    path = tmp_path / ("t.json.gz" if packed else "t.json")
+    path.write_bytes(gzip.compress(text) if packed else text)
+    assert list(iter_events(path)) == json.loads(text)["traceEvents"]
+
+
+def _limited(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(events_module, "CHUNK_BYTES", 64)
+    monkeypatch.setattr(events_module, "MAX_ITEM_BYTES", 1024)
+    monkeypatch.setattr(events_module, "MAX_HEAD_BYTES", 2048)
+
+
+def _limit_error(path: Path) -> str:
+    with pytest.raises(events_module.TraceLimitError) as info:
+        for _ in iter_events(path):
+            pass
+    message = str(info.value)
+    assert "\n" not in message and str(path) in message and "limit:" in message
+    return message
+
+
+@pytest.mark.parametrize("size, fits", [(900, True), (5000, False)])
+def test_an_event_over_the_size_limit_ends_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       size: int, fits: bool) -> None:
+    _limited(monkeypatch)
+    event = {"ph": "X", "name": "n" * size, "ts": 1.0, "dur": 1.0}
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps({"traceEvents": [event] * 3}) + " " * 100_000)
+    if fits:
+        assert [e["name"] for e in iter_events(path)] == ["n" * size] * 3
+    else:
+        assert "per event" in _limit_error(path)
+
+
+@pytest.mark.parametrize("where", ["head", "tail"])
+def test_top_level_keys_over_the_limit_end_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       where: str) -> None:
+    _limited(monkeypatch)
+    document = {"traceEvents": [{"ph": "X", "ts": 1, "dur": 1}]}
+    document = {"note": "x" * 4096, **document} if where == "head" else {**document, "traceName": "x" * 4096}
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(document))
+    assert ("before the events" if where == "head" else "after the events") in _limit_error(path)
+
+
+def test_json_nested_past_the_parsers_depth_ends_in_one_line(tmp_path: Path) -> None:
+    deep = '{"ph": "X", "ts": 1, "dur": 1, "args": ' + "[" * 5000 + "]" * 5000 + "}"
+    path = tmp_path / "t.json"
+    path.write_text('{"traceEvents": [' + deep + "]}")
+    assert f"limit: {events_module.MAX_DEPTH} levels" in _error(path)
+
+
+def test_running_out_of_memory_while_parsing_ends_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps({"traceEvents": [{"ph": "X", "ts": 1, "dur": 1}]}))
+
+    def exhausted(_data: Any) -> Any:
+        raise MemoryError
+
+    monkeypatch.setattr(events_module.orjson, "loads", exhausted)
+    assert "out of memory" in _limit_error(path)

@@ -42,3 +42,25 @@ def test_buffers_keep_their_identity_across_spills() -> None:
     assert list(sorter.sorted("a")) == [(0.5, 3), (1.0, 1), (2.0, 2), (3.0, 0)]
     assert list(sorter.sorted("missing")) == []
     sorter.close()
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32), count=st.integers(300, 3000), fan_in=st.sampled_from([2, 3, 8]))
+def test_a_lane_with_more_overlapping_runs_than_the_fan_in_is_merged_in_passes(seed: int, count: int,
+                                                                               fan_in: int) -> None:
+    import npuprofile.analysis.spill as spill_module
+
+    rng = random.Random(seed)
+    records = [(float(count - seq), -rng.uniform(0, 5), seq) for seq in range(count)]  # written in reverse
+    original = spill_module.FAN_IN
+    spill_module.FAN_IN = fan_in
+    try:
+        with LaneSorter(10) as sorter:
+            for record in records:
+                sorter.buffer("lane").append(record)
+                sorter.check()
+            assert list(sorter.sorted("lane")) == sorted(records)
+            runs = len(sorter.runs["lane"])
+            assert runs > fan_in and sorter.merged_runs >= (runs - 1) // fan_in
+    finally:
+        spill_module.FAN_IN = original

@@ -13,8 +13,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from npuprofile.analysis import aggregate as aggregate_module
+from npuprofile.analysis import nesting as nesting_module
 from npuprofile.analysis import summarize
 from npuprofile.analysis.aggregate import Aggregator
+from npuprofile.analysis.events import TraceLimitError
 from npuprofile.analysis.runinfo import find_session_summary
 from tests._trace_factory import REGIONS, shared_traces, write_ascend_layout
 
@@ -252,3 +255,42 @@ def test_malformed_events_are_counted_not_fatal() -> None:
     agg = Aggregator().feed_all([good, *bad]).finish()
     assert agg.malformed == 7
     assert agg.cpu_ops == {"aten::mm": [2, 20, 20], "7": [1, 10, 10]}
+
+
+def test_times_beyond_the_limit_are_malformed() -> None:
+    good = {"ph": "X", "cat": "cpu_op", "name": "aten::mm", "pid": 1, "tid": 1, "ts": 0.0, "dur": 10.0}
+    limit = aggregate_module.MAX_TIME_US
+    bad = [dict(good, ts=1e300), dict(good, dur=-1e300), dict(good, ts=float("nan")), dict(good, dur=float("inf")),
+           dict(good, ts=limit * 2)]
+    agg = Aggregator().feed_all([good, dict(good, ts=limit - 100), *bad]).finish()
+    assert agg.malformed == len(bad)
+    assert agg.cpu_ops == {"aten::mm": [2, 20.0, 20.0]}
+
+
+def test_more_lanes_than_the_limit_end_in_a_limit_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(aggregate_module, "MAX_LANES", 50)
+    events = [{"ph": "X", "name": "a", "pid": 1, "tid": tid, "ts": 0.0, "dur": 1.0} for tid in range(51)]
+    assert len(Aggregator().feed_all(events[:50]).finish().cpu_ops) == 1
+    with pytest.raises(TraceLimitError, match="limit: 50 lanes"):
+        Aggregator().feed_all(events)
+
+
+@pytest.mark.parametrize("depth, fits", [(60, True), (400, False)])
+def test_open_events_past_the_limit_end_in_a_limit_error(monkeypatch: pytest.MonkeyPatch, depth: int,
+                                                         fits: bool) -> None:
+    monkeypatch.setattr(nesting_module, "MAX_OPEN_EVENTS", 100)
+    events = [{"ph": "X", "name": "a", "pid": 1, "tid": 1, "ts": 5.0, "dur": 5.0} for _ in range(depth)]
+    if fits:  # identical events nest one in the other: self time only in the innermost
+        assert Aggregator(budget=7).feed_all(events).finish().cpu_ops == {"a": [1, 5.0, 5.0]}
+    else:
+        with pytest.raises(TraceLimitError, match="limit: 100 open events"):
+            Aggregator(budget=7).feed_all(events).finish()
+
+
+@pytest.mark.parametrize("limit", ["MAX_KINDS", "MAX_NAME_CHARS"])
+def test_more_distinct_names_than_the_limit_end_in_a_limit_error(monkeypatch: pytest.MonkeyPatch, limit: str) -> None:
+    monkeypatch.setattr(nesting_module, limit, 100 if limit == "MAX_KINDS" else 1000)
+    events = [{"ph": "X", "name": f"op{i:08d}", "pid": 1, "tid": 1, "ts": 10.0 * i, "dur": 1.0} for i in range(120)]
+    assert len(Aggregator().feed_all(events[:50]).finish().cpu_ops) == 50
+    with pytest.raises(TraceLimitError, match="distinct event names"):
+        Aggregator().feed_all(events + [dict(events[0], name="x" * 1000)])

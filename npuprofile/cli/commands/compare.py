@@ -31,10 +31,12 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from npuprofile.analysis.compare import MIN_SAMPLES, compare
+    from npuprofile.cli.commands._reading import reading
     from npuprofile.sessions.files import atomic_write_text
 
-    result = compare(args.base, args.new, threshold=args.threshold, confidence=args.confidence,
-                     min_samples=MIN_SAMPLES if args.min_samples is None else args.min_samples)
+    with reading(args.base, args.new):
+        result = compare(args.base, args.new, threshold=args.threshold, confidence=args.confidence,
+                         min_samples=MIN_SAMPLES if args.min_samples is None else args.min_samples)
     text = (result.to_json() if args.json else result.text()) + "\n"
     if args.output:
         atomic_write_text(Path(args.output), text)

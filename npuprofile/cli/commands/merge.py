@@ -28,11 +28,12 @@ def run(args: argparse.Namespace) -> int:
     from npuprofile.analysis.events import find_traces
     from npuprofile.analysis.merge import merge_traces
     from npuprofile.cli.commands._progress import ProgressBar
+    from npuprofile.cli.commands._reading import reading
 
     group_by = tuple(key.strip() for key in args.group_by.split(",") if key.strip())
     output = Path(args.output).resolve()
     paths = [p for source in args.inputs for p in find_traces(source) if p.resolve() != output]
-    with ProgressBar("merging", quiet=args.quiet) as progress:
+    with reading(*args.inputs), ProgressBar("merging", quiet=args.quiet) as progress:
         result = merge_traces(paths, args.output, run_id=args.run_id, allow_mixed_runs=args.allow_mixed_runs,
                               align=args.align, progress=progress, group_by=group_by)
     ranks = ",".join(str(r) for r in result.ranks)

@@ -36,8 +36,10 @@ def run(args: argparse.Namespace) -> int:
         path = write_report(summary, args.output, title=args.title)
     else:
         from npuprofile.analysis.compare import compare, top_ops
+        from npuprofile.cli.commands._reading import reading
 
-        comparison = compare(args.compare, args.trace, threshold=args.threshold)
+        with reading(args.compare, args.trace):
+            comparison = compare(args.compare, args.trace, threshold=args.threshold)
         summary = top_ops(comparison.new.summary, top)  # compared on every op, charted on the top ones
         path = write_report(summary, args.output, title=args.title, comparison=comparison)
     print(f"report: {path}")

@@ -47,12 +47,14 @@ def read_summary(source: str, top: int, quiet: bool, *, include_last_step: bool 
 
     from npuprofile.analysis import summarize
     from npuprofile.cli.commands._progress import ProgressBar
+    from npuprofile.cli.commands._reading import reading
     from npuprofile.summary import json
 
-    if source.endswith("summary.json") and Path(source).is_file():
-        return json.load(source)
-    with ProgressBar("reading", quiet=quiet) as bar:
-        return summarize(source, top=top, progress=bar, include_last_step=include_last_step)
+    with reading(source):
+        if source.endswith("summary.json") and Path(source).is_file():
+            return json.load(source)
+        with ProgressBar("reading", quiet=quiet) as bar:
+            return summarize(source, top=top, progress=bar, include_last_step=include_last_step)
 
 
 def run(args: argparse.Namespace) -> int:
