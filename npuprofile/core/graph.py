@@ -28,7 +28,6 @@ What Dynamo traces in place of a region (``@profiled``, ``profile_region``,
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import logging
 import os
@@ -50,14 +49,16 @@ class _Flags:
 _RAN = _Flags()
 
 
-@dataclasses.dataclass
 class Trace:
-    """The regions Dynamo met while compiling one frame."""
+    """The regions Dynamo met while compiling one frame: its token, where it is, whether it has range operators."""
 
-    token: str
-    where: str
-    ranges: bool
-    names: set[str] = dataclasses.field(default_factory=set)
+    __slots__ = ("token", "where", "ranges", "names")
+
+    def __init__(self, token: str, where: str, ranges: bool) -> None:
+        self.token = token
+        self.where = where
+        self.ranges = ranges
+        self.names: set[str] = set()
 
 
 _TRACES: dict[str, Trace] = {}

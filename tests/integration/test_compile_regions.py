@@ -117,6 +117,20 @@ def test_compiling_a_profiled_function_times_each_compiled_call() -> None:
     assert summary.metadata["compiled_regions"] == ["whole_inner"]
 
 
+def test_dynamo_markers_of_a_compiled_function_stay_off_the_wrapper() -> None:
+    def double(x: torch.Tensor) -> torch.Tensor:
+        return x * 2
+
+    compiled = torch.compile(double, backend="eager")
+    assert hasattr(compiled, "_torchdynamo_inline")
+    timed = npp.profiled("double")(compiled)
+    assert not any(key.startswith("_torchdynamo") for key in vars(timed))
+    assert timed.__wrapped__ is compiled
+    with npp.session(trace=False) as s:
+        assert torch.equal(timed(torch.ones(2)), torch.full((2,), 2.0))
+    assert s.summary().region("double").count == 1
+
+
 class StepEvents(Timer):
     """A device-style clock: each mark is an event 1000 ns after the previous one, readable after flush()."""
 

@@ -6,8 +6,11 @@ import asyncio
 import functools
 import inspect
 import pickle
+import json
 import subprocess
 import sys
+import textwrap
+from typing import Any
 
 import pytest
 import torch
@@ -227,3 +230,93 @@ def test_disabled_at_import_returns_function_itself(tmp_path) -> None:
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["True", "True"]
     assert list(tmp_path.iterdir()) == []
+
+
+def every_kind(a, b=[], /, c=2, *rest, d, e=None, **extra):  # noqa: B006 - a shared default on purpose
+    b.append(a)
+    return (a, b, c, rest, d, e, extra)
+
+
+def test_wrapper_takes_the_functions_own_parameters_and_defaults() -> None:
+    decorated = npp.profiled(every_kind)
+    assert decorated.__defaults__ is every_kind.__defaults__
+    assert decorated.__kwdefaults__ is every_kind.__kwdefaults__
+    assert inspect.signature(decorated) == inspect.signature(every_kind)
+    calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = [
+        ((1,), {"d": 4}), ((1, [0], 3, 9, 9), {"d": 4, "e": 5, "z": 6}), ((1,), {"c": 7, "d": 4, "a": "kw"}),
+    ]
+    with npp.session(trace=False) as s:
+        for args, kwargs in calls:
+            assert decorated(*args, **kwargs) == every_kind(*args, **kwargs)
+    assert s.summary().region("every_kind").count == len(calls)
+    assert every_kind.__defaults__[0] == [1, 1, 1, 1]  # decorated and direct calls share the one default list
+    for bad_args, bad_kwargs in [((), {"d": 1}), ((1,), {}), ((1, [], 3), {"d": 1, "c": 4})]:
+        with pytest.raises(TypeError) as direct:
+            every_kind(*bad_args, **bad_kwargs)
+        with pytest.raises(TypeError) as wrapped:
+            decorated(*bad_args, **bad_kwargs)
+        assert str(wrapped.value) == str(direct.value)
+
+
+def test_parameters_named_like_the_wrappers_own_still_work() -> None:
+    @npp.profiled
+    def clash(_npp_func: int, _npp_name: int = 2) -> int:
+        return _npp_func * _npp_name
+
+    with npp.session(trace=False) as s:
+        assert clash(3) == 6 and clash(_npp_func=1, _npp_name=5) == 5
+    assert s.summary().region(clash.__qualname__).count == 2
+
+
+RECURSION = textwrap.dedent(
+    """
+    import json, sys
+    import npuprofile as npp
+
+    def bare(k):
+        bare.reached = k
+        return bare(k + 1)
+
+    @npp.profiled
+    def decorated(k):
+        decorated.__wrapped__.reached = k
+        return decorated(k + 1)
+
+    class Model:
+        @npp.profiled
+        def forward(self, k):
+            self.reached = k
+            return self.forward(k + 1)
+
+    def deepest(start):
+        try:
+            start()
+        except RecursionError:
+            pass
+
+    results = {}
+    for limit in (1000, 60000):
+        sys.setrecursionlimit(limit)
+        out = results[limit] = {}
+        deepest(lambda: bare(0)); out["bare"] = bare.reached
+        deepest(lambda: decorated(0)); out["function idle"] = decorated.__wrapped__.reached
+        model = Model(); deepest(lambda: model.forward(0)); out["method idle"] = model.reached
+        with npp.session(trace=False):
+            deepest(lambda: decorated(0)); out["function active"] = decorated.__wrapped__.reached
+    print(json.dumps(results))
+    """
+)
+
+
+def test_recursion_through_profiled_uses_one_frame_per_call_and_no_c_stack() -> None:
+    # The interpreter counts every Python frame against the recursion limit, so a wrapper
+    # frame per call halves the levels reached; it must not cost more, and the wrapper
+    # must not recurse in C (that crashed with a raised limit long before reaching it).
+    done = subprocess.run([sys.executable, "-c", RECURSION], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]  # a C stack overflow would be a signal, not 0
+    for limit, depths in json.loads(done.stdout).items():
+        bare = depths["bare"]
+        assert bare >= 0.99 * int(limit) - 10
+        for kind in ("function idle", "method idle", "function active"):
+            frames_used = 2 * depths[kind]  # the wrapper's frame and the function's, per level
+            assert 0.9 * bare <= frames_used <= bare + 10, (limit, kind, depths)
