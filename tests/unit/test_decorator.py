@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-import pickle
 import json
+import pickle
 import subprocess
 import sys
 import textwrap
