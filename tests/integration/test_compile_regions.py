@@ -131,6 +131,39 @@ def test_dynamo_markers_of_a_compiled_function_stay_off_the_wrapper() -> None:
     assert s.summary().region("double").count == 1
 
 
+def test_a_graph_break_of_the_users_own_inside_a_region_leaves_it_timed_eagerly() -> None:
+    @npp.profiled("breaks")
+    def breaks(x: torch.Tensor) -> torch.Tensor:
+        y = x.sin()
+        torch._dynamo.graph_break()
+        return y.cos()
+
+    def caller(x: torch.Tensor) -> torch.Tensor:
+        with npp.profile_region("around"):
+            return breaks(x) + 1
+
+    compiled = torch.compile(caller, backend="eager")
+    x = torch.randn(4)
+    with npp.session(trace=False) as s:
+        assert torch.allclose(compiled(x), x.sin().cos() + 1)
+    with torch._dynamo.config.patch(error_on_recompile=True), npp.session(trace=False) as again:
+        compiled(x)
+    (reason,) = counters["graph_break"]
+    assert "graph_break()" in reason  # the user's break, and no other
+    for summary in (s.summary(), again.summary()):
+        assert {r.name: r.count for r in summary.regions} == {"around": 1, "breaks": 1}
+        assert summary.metadata["compiled_regions"] == []
+
+
+def test_a_bad_region_name_inside_compiled_code_raises_as_it_would_eagerly() -> None:
+    def bad(x: torch.Tensor) -> torch.Tensor:
+        with npp.profile_region(""):
+            return x + 1
+
+    with pytest.raises(npp.errors.RegionError, match="non-empty str"):
+        torch.compile(bad, backend="eager")(torch.randn(2))
+
+
 class StepEvents(Timer):
     """A device-style clock: each mark is an event 1000 ns after the previous one, readable after flush()."""
 
