@@ -69,6 +69,7 @@ _PUSH: Any = None
 _POP: Any = None
 _LIBRARY: Any = None
 _CLOSED = 2  # Region.state of a closed region
+_UNAVAILABLE = "torch._dynamo was not loaded yet"
 
 
 def _ranges_from_env() -> bool:
@@ -81,10 +82,13 @@ def _ranges_from_env() -> bool:
 
 
 def _ranges_wanted() -> bool:
-    if _PUSH is None:
-        return False
     session = _SESSION
-    return session.ranges if session is not None else _ranges_from_env()
+    wanted = session.ranges if session is not None else _ranges_from_env()
+    if wanted and _PUSH is None:
+        logger.warning("npuprofile: compiled ranges are not available (%s); regions inside graphs are only listed",
+                       _UNAVAILABLE)
+        return False
+    return wanted
 
 
 def _where() -> str:
@@ -229,7 +233,8 @@ class SessionRegions:
 
 def _define_ops() -> None:
     """Define the two range operators (once Dynamo is loaded; skipped on a torch without effects)."""
-    global _PUSH, _POP, _LIBRARY
+    global _PUSH, _POP, _LIBRARY, _UNAVAILABLE
+    _UNAVAILABLE = "their definition failed (see the debug log)"
     import torch
     from torch._library.effects import EffectType
 

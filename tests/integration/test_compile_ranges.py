@@ -97,6 +97,18 @@ def test_environment_variable_puts_ranges_into_graphs_compiled_outside_sessions(
     assert s.config.compiled_ranges is True
 
 
+def test_without_the_operators_ranges_fall_back_to_listing_and_say_so(monkeypatch: Any, caplog: Any) -> None:
+    from npuprofile.core import graph
+
+    monkeypatch.setattr(graph, "_PUSH", None)  # as on a torch that cannot register effectful operators
+    compiled = torch.compile(models.hooked_net()[0], backend="eager", fullgraph=True)
+    with caplog.at_level("WARNING", logger="npuprofile"), npp.session(trace=False, compiled_ranges=True) as s:
+        compiled(models.example_input())
+    assert "compiled ranges are not available" in caplog.text
+    assert {r.name for r in s.summary().regions} == {"Net"}
+    assert set(s.summary().metadata["compiled_regions"]) == set(models.INNER_REGIONS)
+
+
 @pytest.mark.parametrize("value", ["maybe", "2"])
 def test_a_bad_compiled_ranges_value_is_refused_before_anything_starts(value: str, monkeypatch: Any) -> None:
     with pytest.raises(npp.errors.ConfigError, match="compiled_ranges"):

@@ -131,6 +131,35 @@ def test_dynamo_markers_of_a_compiled_function_stay_off_the_wrapper() -> None:
     assert s.summary().region("double").count == 1
 
 
+class Decorated(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(4, 4)
+
+    @npp.profiled
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return scale(self.linear(x))
+
+
+@pytest.mark.parametrize("backend", ["eager", "aot_eager"])
+def test_compiled_module_whose_own_forward_is_profiled_is_timed_per_call(backend: str) -> None:
+    torch.manual_seed(0)
+    model, reference = Decorated(), Decorated()
+    reference.load_state_dict(model.state_dict())
+    compiled = torch.compile(model, backend=backend, fullgraph=True)
+    x = torch.randn(3, 4, requires_grad=True)
+    with npp.session(trace=False) as s:  # the first call compiles inside the session
+        compiled(x).sum().backward()
+        with torch._dynamo.config.patch(error_on_recompile=True):
+            out = compiled(x)
+    assert torch.equal(out, reference(x))
+    summary = s.summary()
+    assert {r.name: r.count for r in summary.regions} == {"Decorated.forward": 2}  # its frame runs eagerly
+    assert summary.metadata["compiled_regions"] == ["scale"]
+    assert summary.metadata["compiled_regions_where"]["scale"][0].startswith("Decorated.forward (")
+    assert not counters["graph_break"]
+
+
 def test_a_graph_break_of_the_users_own_inside_a_region_leaves_it_timed_eagerly() -> None:
     @npp.profiled("breaks")
     def breaks(x: torch.Tensor) -> torch.Tensor:
