@@ -202,11 +202,13 @@ class SessionRegions:
         self._local = threading.local()
 
     def start(self) -> None:
+        """Begin: forget which compiled code ran before, become the session range operators record into."""
         global _SESSION
         _RAN.__dict__.clear()
         _SESSION = self
 
     def stop(self) -> None:
+        """End: keep which compiled code ran meanwhile; range operators record nothing more here."""
         global _SESSION
         if _SESSION is self:
             _SESSION = None
