@@ -21,7 +21,6 @@ wrappers are coroutine, generator and async generator functions themselves.
 from __future__ import annotations
 
 import functools
-import inspect
 import itertools
 import linecache
 import logging
@@ -69,6 +68,7 @@ _FACTORY_LOCK = threading.Lock()
 _FACTORY_IDS = itertools.count()
 #: The parameter list of a wrapper that forwards anything (callables that are not plain functions).
 _ANY_SPEC = ("*args, **kwargs", "*args, ", "**kwargs", "*args, **kwargs")
+_CO_VARARGS, _CO_VARKEYWORDS = 0x04, 0x08  # code flags, as ``inspect`` names them (not imported: it is slow)
 
 
 def _spec(func: Any) -> tuple[str, str, str, str]:
@@ -80,8 +80,8 @@ def _spec(func: Any) -> tuple[str, str, str, str]:
     names = code.co_varnames
     positional, keyword = list(names[:n_pos]), list(names[n_pos : n_pos + n_kw])
     rest = iter(names[n_pos + n_kw :])
-    star = next(rest) if code.co_flags & inspect.CO_VARARGS else None
-    double_star = next(rest) if code.co_flags & inspect.CO_VARKEYWORDS else None
+    star = next(rest) if code.co_flags & _CO_VARARGS else None
+    double_star = next(rest) if code.co_flags & _CO_VARKEYWORDS else None
     every = positional + keyword + [n for n in (star, double_star) if n]
     if any(n.startswith(_PREFIX) or not n.isidentifier() for n in every):
         return _ANY_SPEC  # would shadow the wrapper's own names
@@ -196,6 +196,8 @@ def _async_generator_wrapper(func: Any, name: str, sync: bool) -> Callable[..., 
 
 
 def _wrapper_for(func: Callable[..., Any]) -> Callable[[Any, str, bool], Callable[..., Any]]:
+    import inspect
+
     if inspect.isasyncgenfunction(func):
         return _async_generator_wrapper
     if inspect.iscoroutinefunction(func):
@@ -215,6 +217,7 @@ def _copy_metadata(wrapper: Callable[..., Any], func: Any) -> None:
     functools.update_wrapper(wrapper, func, updated=())
     if type(func) is types.FunctionType:
         wrapper.__dict__.update((k, v) for k, v in func.__dict__.items() if not k.startswith("_torchdynamo"))
+        wrapper.__wrapped__ = func  # type: ignore[attr-defined]  # not the one copied from func
 
 
 #: Read once at import from NPUPROFILE_ENABLED: when False, ``@profiled`` returns functions unchanged.

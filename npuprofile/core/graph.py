@@ -28,7 +28,6 @@ What Dynamo traces in place of a region (``@profiled``, ``profile_region``,
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import logging
 import os
@@ -50,14 +49,16 @@ class _Flags:
 _RAN = _Flags()
 
 
-@dataclasses.dataclass
 class Trace:
-    """The regions Dynamo met while compiling one frame."""
+    """The regions Dynamo met while compiling one frame: its token, where it is, whether it has range operators."""
 
-    token: str
-    where: str
-    ranges: bool
-    names: set[str] = dataclasses.field(default_factory=set)
+    __slots__ = ("token", "where", "ranges", "names")
+
+    def __init__(self, token: str, where: str, ranges: bool) -> None:
+        self.token = token
+        self.where = where
+        self.ranges = ranges
+        self.names: set[str] = set()
 
 
 _TRACES: dict[str, Trace] = {}
@@ -68,6 +69,7 @@ _PUSH: Any = None
 _POP: Any = None
 _LIBRARY: Any = None
 _CLOSED = 2  # Region.state of a closed region
+_UNAVAILABLE = "torch._dynamo was not loaded yet"
 
 
 def _ranges_from_env() -> bool:
@@ -80,10 +82,13 @@ def _ranges_from_env() -> bool:
 
 
 def _ranges_wanted() -> bool:
-    if _PUSH is None:
-        return False
     session = _SESSION
-    return session.ranges if session is not None else _ranges_from_env()
+    wanted = session.ranges if session is not None else _ranges_from_env()
+    if wanted and _PUSH is None:
+        logger.warning("npuprofile: compiled ranges are not available (%s); regions inside graphs are only listed",
+                       _UNAVAILABLE)
+        return False
+    return wanted
 
 
 def _where() -> str:
@@ -197,11 +202,13 @@ class SessionRegions:
         self._local = threading.local()
 
     def start(self) -> None:
+        """Begin: forget which compiled code ran before, become the session range operators record into."""
         global _SESSION
         _RAN.__dict__.clear()
         _SESSION = self
 
     def stop(self) -> None:
+        """End: keep which compiled code ran meanwhile; range operators record nothing more here."""
         global _SESSION
         if _SESSION is self:
             _SESSION = None
@@ -228,7 +235,8 @@ class SessionRegions:
 
 def _define_ops() -> None:
     """Define the two range operators (once Dynamo is loaded; skipped on a torch without effects)."""
-    global _PUSH, _POP, _LIBRARY
+    global _PUSH, _POP, _LIBRARY, _UNAVAILABLE
+    _UNAVAILABLE = "their definition failed (see the debug log)"
     import torch
     from torch._library.effects import EffectType
 

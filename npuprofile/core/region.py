@@ -421,6 +421,8 @@ def profile_region(name: str, *, sync: bool = False) -> Any:
 @_compile.stand_in(profile_region)
 def _profile_region_in_graph(name: str, *, sync: bool = False) -> Any:
     """What Dynamo traces instead of :func:`profile_region`: a range of the graph (see :mod:`npuprofile.core.graph`)."""
+    if name.__class__ is not str or not name:
+        raise RegionError(f"profile_region name must be a non-empty str, got {name!r}")
     return _graph.GraphRange(name)
 
 

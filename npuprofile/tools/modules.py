@@ -4,7 +4,9 @@ Hooks are registered with ``register_forward_pre_hook`` and
 ``register_forward_hook(..., always_call=True)``, so a region closes even when
 ``forward`` raises. While no session is active a hook is one check of a list.
 A module called several times in one forward (shared or re-entrant) opens one
-region per call; regions nest as the modules nest.
+region per call; regions nest as the modules nest. Under ``torch.compile`` the
+hooks Dynamo traces are replaced by stand-ins (:mod:`npuprofile.core.graph`),
+and those it calls as frames of their own run eagerly (``docs/timing.md``).
 """
 
 from __future__ import annotations

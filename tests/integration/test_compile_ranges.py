@@ -40,12 +40,12 @@ EVERY_REGION = {*models.INNER_REGIONS, "Net"}
 CALLS = {"Net": 1, "Block.forward": 2, "Attn.forward": 2, "Block.mix": 2, "head_region": 1, "helper_fn": 1}
 
 
-@pytest.mark.parametrize("backend", ["eager", "aot_eager"])
-def test_ranges_time_every_region_inside_the_graph_without_recompiling(backend: str) -> None:
+@pytest.mark.parametrize(("backend", "dynamic"), [("eager", False), ("aot_eager", True)])
+def test_ranges_time_every_region_inside_the_graph_without_recompiling(backend: str, dynamic: bool) -> None:
     reference_net, _ = models.hooked_net()
     net, _ = models.hooked_net()
     x = models.example_input()
-    compiled = torch.compile(net, backend=backend, fullgraph=True)
+    compiled = torch.compile(net, backend=backend, fullgraph=True, dynamic=dynamic)
     with npp.session(trace=False, compiled_ranges=True) as s:
         out, grads = models.step(compiled, net, x, backward=True)
     expected_out, expected_grads = models.step(reference_net, reference_net, x, backward=True)
@@ -95,6 +95,27 @@ def test_environment_variable_puts_ranges_into_graphs_compiled_outside_sessions(
             compiled(x)
     assert {r.name for r in s.summary().regions} == EVERY_REGION
     assert s.config.compiled_ranges is True
+
+
+def test_without_the_operators_ranges_fall_back_to_listing_and_say_so(monkeypatch: Any, caplog: Any) -> None:
+    from npuprofile.core import graph
+
+    monkeypatch.setattr(graph, "_PUSH", None)  # as on a torch that cannot register effectful operators
+    compiled = torch.compile(models.hooked_net()[0], backend="eager", fullgraph=True)
+    with caplog.at_level("WARNING", logger="npuprofile"), npp.session(trace=False, compiled_ranges=True) as s:
+        compiled(models.example_input())
+    assert "compiled ranges are not available" in caplog.text
+    assert {r.name for r in s.summary().regions} == {"Net"}
+    assert set(s.summary().metadata["compiled_regions"]) == set(models.INNER_REGIONS)
+
+
+@pytest.mark.parametrize("value", ["maybe", "2"])
+def test_a_bad_compiled_ranges_value_is_refused_before_anything_starts(value: str, monkeypatch: Any) -> None:
+    with pytest.raises(npp.errors.ConfigError, match="compiled_ranges"):
+        npp.session(trace=False, compiled_ranges=value)
+    monkeypatch.setenv("NPUPROFILE_COMPILED_RANGES", value)
+    with pytest.raises(npp.errors.ConfigError, match="NPUPROFILE_COMPILED_RANGES"):
+        npp.session(trace=False)
 
 
 def test_range_left_open_by_a_failing_graph_is_closed_with_its_eager_parent() -> None:

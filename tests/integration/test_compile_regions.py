@@ -116,6 +116,82 @@ def test_compiling_a_profiled_function_times_each_compiled_call() -> None:
     assert summary.metadata["compiled_regions"] == ["whole_inner"]
 
 
+def test_dynamo_markers_of_a_compiled_function_stay_off_the_wrapper() -> None:
+    def double(x: torch.Tensor) -> torch.Tensor:
+        return x * 2
+
+    compiled = torch.compile(double, backend="eager")
+    assert hasattr(compiled, "_torchdynamo_inline")
+    timed = npp.profiled("double")(compiled)
+    assert not any(key.startswith("_torchdynamo") for key in vars(timed))
+    assert timed.__wrapped__ is compiled
+    with npp.session(trace=False) as s:
+        assert torch.equal(timed(torch.ones(2)), torch.full((2,), 2.0))
+    assert s.summary().region("double").count == 1
+
+
+class Decorated(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(4, 4)
+
+    @npp.profiled
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return scale(self.linear(x))
+
+
+@pytest.mark.parametrize("backend", ["eager", "aot_eager"])
+def test_compiled_module_whose_own_forward_is_profiled_is_timed_per_call(backend: str) -> None:
+    torch.manual_seed(0)
+    model, reference = Decorated(), Decorated()
+    reference.load_state_dict(model.state_dict())
+    compiled = torch.compile(model, backend=backend, fullgraph=True)
+    x = torch.randn(3, 4, requires_grad=True)
+    with npp.session(trace=False) as s:  # the first call compiles inside the session
+        compiled(x).sum().backward()
+        with torch._dynamo.config.patch(error_on_recompile=True):
+            out = compiled(x)
+    assert torch.equal(out, reference(x))
+    summary = s.summary()
+    assert {r.name: r.count for r in summary.regions} == {"Decorated.forward": 2}  # its frame runs eagerly
+    assert summary.metadata["compiled_regions"] == ["scale"]
+    assert summary.metadata["compiled_regions_where"]["scale"][0].startswith("Decorated.forward (")
+    assert not counters["graph_break"]
+
+
+def test_a_graph_break_of_the_users_own_inside_a_region_leaves_it_timed_eagerly() -> None:
+    @npp.profiled("breaks")
+    def breaks(x: torch.Tensor) -> torch.Tensor:
+        y = x.sin()
+        torch._dynamo.graph_break()
+        return y.cos()
+
+    def caller(x: torch.Tensor) -> torch.Tensor:
+        with npp.profile_region("around"):
+            return breaks(x) + 1
+
+    compiled = torch.compile(caller, backend="eager")
+    x = torch.randn(4)
+    with npp.session(trace=False) as s:
+        assert torch.allclose(compiled(x), x.sin().cos() + 1)
+    with torch._dynamo.config.patch(error_on_recompile=True), npp.session(trace=False) as again:
+        compiled(x)
+    (reason,) = counters["graph_break"]
+    assert "graph_break()" in reason  # the user's break, and no other
+    for summary in (s.summary(), again.summary()):
+        assert {r.name: r.count for r in summary.regions} == {"around": 1, "breaks": 1}
+        assert summary.metadata["compiled_regions"] == []
+
+
+def test_a_bad_region_name_inside_compiled_code_raises_as_it_would_eagerly() -> None:
+    def bad(x: torch.Tensor) -> torch.Tensor:
+        with npp.profile_region(""):
+            return x + 1
+
+    with pytest.raises(npp.errors.RegionError, match="non-empty str"):
+        torch.compile(bad, backend="eager")(torch.randn(2))
+
+
 @pytest.mark.parametrize("trace", [False, True], ids=["timer-only", "tracing"])
 def test_compiled_call_decorated_from_outside_is_timed_with_device_events_and_sync(
     trace: bool, tmp_path: Any, trace_helpers: Any

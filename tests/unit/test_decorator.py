@@ -8,6 +8,7 @@ import inspect
 import pickle
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 import torch
@@ -227,3 +228,39 @@ def test_disabled_at_import_returns_function_itself(tmp_path) -> None:
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["True", "True"]
     assert list(tmp_path.iterdir()) == []
+
+
+def every_kind(a, b=[], /, c=2, *rest, d, e=None, **extra):  # noqa: B006 - a shared default on purpose
+    b.append(a)
+    return (a, b, c, rest, d, e, extra)
+
+
+def test_wrapper_takes_the_functions_own_parameters_and_defaults() -> None:
+    decorated = npp.profiled(every_kind)
+    assert decorated.__defaults__ is every_kind.__defaults__
+    assert decorated.__kwdefaults__ is every_kind.__kwdefaults__
+    assert inspect.signature(decorated) == inspect.signature(every_kind)
+    calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = [
+        ((1,), {"d": 4}), ((1, [0], 3, 9, 9), {"d": 4, "e": 5, "z": 6}), ((1,), {"c": 7, "d": 4, "a": "kw"}),
+    ]
+    with npp.session(trace=False) as s:
+        for args, kwargs in calls:
+            assert decorated(*args, **kwargs) == every_kind(*args, **kwargs)
+    assert s.summary().region("every_kind").count == len(calls)
+    assert every_kind.__defaults__[0] == [1, 1, 1, 1]  # decorated and direct calls share the one default list
+    for bad_args, bad_kwargs in [((), {"d": 1}), ((1,), {}), ((1, [], 3), {"d": 1, "c": 4})]:
+        with pytest.raises(TypeError) as direct:
+            every_kind(*bad_args, **bad_kwargs)
+        with pytest.raises(TypeError) as wrapped:
+            decorated(*bad_args, **bad_kwargs)
+        assert str(wrapped.value) == str(direct.value)
+
+
+def test_parameters_named_like_the_wrappers_own_still_work() -> None:
+    @npp.profiled
+    def clash(_npp_func: int, _npp_name: int = 2) -> int:
+        return _npp_func * _npp_name
+
+    with npp.session(trace=False) as s:
+        assert clash(3) == 6 and clash(_npp_func=1, _npp_name=5) == 5
+    assert s.summary().region(clash.__qualname__).count == 2
