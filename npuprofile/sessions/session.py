@@ -249,12 +249,14 @@ class Session:
                     steps.append(("write summary", self._write_summary))
                 steps.append(("stop profiler", trace.stop))
                 steps.append(("collect traces", trace.collect))
-                steps.append(("release profiler", self._release_after_failed_write))
             memory = self._memory
             if memory is not None:
                 steps.append(("memory snapshot", lambda: setattr(self, "_memory_state", memory.snapshot())))
                 steps.append(("stop memory history", memory.stop))
-            return self._run_all(steps)
+            errors = self._run_all(steps)
+            del steps, trace  # no reference to the profiler left here: it can be released
+            self._guard("release profiler", self._release_after_failed_write)
+            return errors
 
     def _complete(self) -> list[BaseException]:
         """The rest of :meth:`stop`, after :meth:`_halt` (any thread): deferred trace work, timings, summary."""
