@@ -117,7 +117,7 @@ def test_a_process_blocked_in_native_code_still_ends_on_sigterm(tmp_path) -> Non
     code, _, err = finish(proc)
     elapsed = time.monotonic() - sent
     assert code == -signal.SIGTERM, err[-3000:]
-    assert elapsed < 3, elapsed  # the rendezvous would have waited 60 s
+    assert elapsed < 3 + 5, elapsed  # the flush timeout (plus shutdown on a loaded machine); the rendezvous waits 60 s
     files = on_disk(tmp_path / "out")
     assert len(files["summaries"]) == 1 and files["partial"] == [], files
     assert regions_in_summary(files["summaries"][0]) == {"work": 3}
