@@ -1,8 +1,9 @@
 """SIGTERM and Ctrl-C at random moments of a job whose time goes mostly into exporting traces.
 
 Each run starts a job that traces every step (``schedule(active=1)``, so torch
-exports a trace at each step), waits a random 1-4 s, and sends SIGTERM (even
-runs) or SIGINT (odd runs). A run is good when the job ends by that signal
+exports a trace at each step) onto a slow disk (each export takes 100 ms more,
+so most of the job's time is spent inside torch's ``on_trace_ready``), waits a
+random 1-4 s, and sends SIGTERM (even runs) or SIGINT (odd runs). A run is good when the job ends by that signal
 (exit status -15 / -2), its session summary is on disk and no partial file is
 left. Prints each run and the tally; exits non-zero unless every run is good.
 
@@ -24,15 +25,25 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 JOB = """
-import sys, torch
+import sys, time, torch
 import npuprofile as npp
+
+export = torch.profiler.profile.export_chrome_trace
+
+
+def slow_export(self, path):  # a slow disk: the export, then 100 ms before torch's handler returns
+    export(self, path)
+    time.sleep(0.1)
+
+
+torch.profiler.profile.export_chrome_trace = slow_export
 session = npp.session(output_dir=sys.argv[1], schedule=npp.schedule(active=1))
 session.start()
 print("ready", flush=True)
 x = torch.ones(8, 8)
 for _ in range(100000):
     with npp.profile_region("work"):
-        for _ in range(3000):
+        for _ in range(100):
             x = x + 1
     session.step()
 """
