@@ -6,6 +6,8 @@ to), and ``done`` if it reaches its end. Modes:
 - ``export-step``: the signal arrives while torch exports a scheduled trace
   (inside ``on_trace_ready``, from ``step()``); sent by the job itself.
 - ``export-stop``: the signal arrives during the final export in ``stop()``.
+- ``controller-export``: a controller's capture ends on the main thread and the signal arrives during its
+  export (inside the controller's ``step()``).
 - ``export-hangs``: the final export never ends (the test sends SIGTERM).
 - ``worker``: the session runs on a worker thread that keeps stepping.
 - ``worker-stalls``: the session's worker thread stops stepping (sleeps).
@@ -83,6 +85,14 @@ def main() -> None:
             for _ in s.steps(range(3)):
                 work()
             stopping.set()
+    elif MODE == "controller-export":
+        signal_inside_export(lambda n: n == 1)
+        controller = npp.Controller(output_dir=OUT)
+        controller.request(steps=3)
+        for _ in range(10):
+            controller.step()
+            work()
+        controller.close()
     elif MODE == "export-hangs":
         torch.profiler.profile.export_chrome_trace = lambda self, path: (open(path, "w").write("{"), time.sleep(600))
         with npp.session(output_dir=OUT) as s:

@@ -73,6 +73,17 @@ def test_signal_during_export_waits_for_it_then_saves_and_ends_by_the_signal(tmp
         assert "work" in {e["name"] for e in user_annotations(load_trace(files["traces"][-1]))}
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_during_a_controller_capture_export_saves_the_capture(tmp_path, sig) -> None:
+    """The controller's step() is machinery too: the capture's export ends, its summary is written, then the signal."""
+    code, _, err = finish(start("controller-export", tmp_path / "out", sig))
+    assert code == -sig, err[-3000:]
+    files = on_disk(tmp_path / "out")
+    assert files["partial"] == [] and len(files["traces"]) == 1 and len(files["summaries"]) == 1, files
+    assert "work" in {e["name"] for e in user_annotations(load_trace(files["traces"][0]))}
+    assert regions_in_summary(files["summaries"][0])["work"] == 3
+
+
 def test_sigterm_saves_a_session_started_on_a_worker_thread(tmp_path) -> None:
     proc = start("worker", tmp_path / "out")
     wait_ready(proc)
