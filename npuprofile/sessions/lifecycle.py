@@ -92,15 +92,6 @@ _HANDLER_RUNS = [0]  # SIGTERM handler entries, for the watchdog
 _TRACED = [False]  # a tracing session ran in this process (inherited by forked children)
 
 
-class _Depth(threading.local):
-    """How deep the current thread is inside the session machinery."""
-
-    depth = 0
-
-
-_MACHINERY = _Depth()
-
-
 # -- the sessions ------------------------------------------------------------------------------
 def track(session: Flushable, *, owned: bool = True) -> None:
     """Remember a running session so exit and signals save it.
@@ -142,26 +133,45 @@ def machinery(method: F) -> F:
 
     When the outermost such call on a thread returns, a stop requested from
     another thread is carried out here (on the thread that owns the profiler),
-    then a signal that arrived meanwhile is handled.
+    then a signal that arrived meanwhile is handled. The mark costs one
+    ``try``/``finally`` a call: whether a signal landed inside the machinery is
+    read from the interrupted frames, only when a signal arrives.
     """
 
     @functools.wraps(method)
     def wrapper(owner: Any, *args: Any, **kwargs: Any) -> Any:
-        local = _MACHINERY
-        depth = local.depth
-        local.depth = depth + 1
         try:
             return method(owner, *args, **kwargs)
         finally:
-            local.depth = depth
-            if not depth:
-                if _STOP_REQUESTED and owner in _STOP_REQUESTED:
-                    _STOP_REQUESTED.discard(owner)
-                    _stop_logged(owner, "a stop requested by a signal")
-                if _PENDING and threading.current_thread() is threading.main_thread():
-                    _deliver_pending()
+            if _PENDING or _STOP_REQUESTED:
+                _after_machinery(owner)
 
+    _MACHINERY_CODES.add(wrapper.__code__)
     return wrapper  # type: ignore[return-value]
+
+
+#: The code of :func:`machinery`'s wrappers: a frame running it is inside the session machinery.
+_MACHINERY_CODES: set[Any] = set()
+
+
+def _inside_machinery(frame: Any) -> bool:
+    """Whether ``frame`` or one of its callers is a :func:`machinery` call."""
+    while frame is not None:
+        if frame.f_code in _MACHINERY_CODES:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _after_machinery(owner: Any) -> None:
+    """A machinery call returns while a stop or a signal waits: act on it if no outer machinery call runs."""
+    if _inside_machinery(sys._getframe(2)):  # the wrapper's caller and up
+        return
+    if owner in _STOP_REQUESTED:
+        _STOP_REQUESTED.discard(owner)
+        _stop_logged(owner, "a stop requested by a signal")
+    if _PENDING and threading.current_thread() is threading.main_thread():
+        _deliver_pending()
 
 
 def flush_timeout(sessions: "Iterable[Flushable] | None" = None) -> float:
@@ -304,7 +314,7 @@ def _restore_handler(signum: int) -> None:
 def _on_signal(signum: int, frame: Any) -> None:
     if signum == signal.SIGTERM:
         _HANDLER_RUNS[0] += 1
-    if _MACHINERY.depth:  # the main thread is inside the profiler: handle it once that returns
+    if _inside_machinery(frame):  # the main thread is inside the profiler: handle it once that returns
         _PENDING.append(signum)
         logger.debug("npuprofile: %s arrived inside the profiler; handled when it returns",
                      signal.Signals(signum).name)
