@@ -79,6 +79,8 @@ HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 #: Seconds the watchdog waits for a sleeping main thread to run the SIGTERM handler before saving the
 #: summaries itself (a main thread that is running, or waiting for a CPU, is waited for up to the flush timeout).
 HANDLER_GRACE = 0.5
+#: The share of the flush timeout spent waiting for sessions on other threads to stop themselves.
+WAIT_SHARE = 0.75
 
 _LOCK = threading.RLock()  # re-entrant: a handler may run while the main thread holds it
 _CHANGED = threading.Condition(_LOCK)
@@ -138,7 +140,6 @@ def machinery(method: F) -> F:
     read from the interrupted frames, only when a signal arrives.
     """
 
-    @functools.wraps(method)
     def wrapper(owner: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return method(owner, *args, **kwargs)
@@ -147,7 +148,7 @@ def machinery(method: F) -> F:
                 _after_machinery(owner)
 
     _MACHINERY_CODES.add(wrapper.__code__)
-    return wrapper  # type: ignore[return-value]
+    return functools.wraps(method)(wrapper)  # type: ignore[return-value]
 
 
 #: The code of :func:`machinery`'s wrappers: a frame running it is inside the session machinery.
@@ -210,7 +211,9 @@ def flush_all(reason: str, timeout: float | None = None, *,
     sessions = running()
     if not sessions:
         return
-    deadline = time.monotonic() + (flush_timeout(sessions) if timeout is None else timeout)
+    # Other threads get WAIT_SHARE of the time; the rest is left for writing the summaries of those
+    # that did not come back, before the watchdog ends the process at the full timeout.
+    deadline = time.monotonic() + WAIT_SHARE * (flush_timeout(sessions) if timeout is None else timeout)
     me = threading.current_thread()
     stuck = set(unresponsive)
     waiting = []
