@@ -25,6 +25,9 @@ __version__ = "0.1.0"
 
 _decorate.ENABLED_AT_IMPORT = enabled_from_env()
 _compile.install()  # registers the torch.compile stand-ins once torch._dynamo is loaded (never imports it)
+# SIGTERM saves running sessions; its handler can only be installed from the main thread, so it is
+# installed now, in case the sessions start on worker threads (see sessions/lifecycle.py; stdlib only).
+from npuprofile.sessions import lifecycle as _lifecycle  # noqa: E402,F401
 
 # Public name -> module that defines it, imported on first access (PEP 562).
 _LAZY = {

@@ -27,19 +27,56 @@ RUN_ID_MAX = 200
 _RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,%d}$" % (RUN_ID_MAX - 1))
 
 
-def parse_int(value: Any, source: str, minimum: int = 0) -> int:
-    """Parse an integer no smaller than ``minimum``."""
+#: The largest whole number an option takes (steps, schedule phases, ranks): it fits every
+#: profiler's C integer and every JSON reader.
+MAX_INT = 2**31 - 1
+#: The longest duration an option takes, in seconds (one day).
+MAX_SECONDS = 86400.0
+#: The longest a signal may wait for sessions to be saved (``flush_timeout``), in seconds.
+MAX_FLUSH_SECONDS = 3600.0
+#: ``flush_timeout`` when neither the keyword nor ``NPUPROFILE_FLUSH_TIMEOUT`` sets it, in seconds.
+DEFAULT_FLUSH_TIMEOUT = 10.0
+#: Room kept under the system's path limit for the names a session writes below ``output_dir``.
+_NAME_ROOM = 512
+_PATH_MAX = 4096
+_NAME_MAX = 255
+
+
+def parse_int(value: Any, source: str, minimum: int = 0, maximum: int = MAX_INT) -> int:
+    """Parse an integer from ``minimum`` to ``maximum``."""
+    allowed = f"allowed: a whole number >= {minimum} and <= {maximum}"
     if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise ConfigError(f"{source}={value!r} is not an integer; allowed: a whole number >= {minimum}")
+        raise ConfigError(f"{source}={value!r} is not an integer; {allowed}")
+    if isinstance(value, str) and len(value) > 40:  # int() of a huge digit string is slow and pointless
+        raise ConfigError(f"{source}={value[:40]!r}... is not allowed; {allowed}")
     try:
         number = int(value.strip()) if isinstance(value, str) else value
     except ValueError:
-        raise ConfigError(
-            f"{source}={value!r} is not an integer; allowed: a whole number >= {minimum}"
-        ) from None
+        raise ConfigError(f"{source}={value!r} is not an integer; {allowed}") from None
     if number < minimum:
-        raise ConfigError(f"{source}={value!r} is too small; allowed: a whole number >= {minimum}")
-    return number
+        raise ConfigError(f"{source}={value!r} is too small; {allowed}")
+    if number > maximum:
+        raise ConfigError(f"{source}={value!r} is too large; {allowed}")
+    return int(number)
+
+
+def parse_seconds(value: Any, source: str, minimum: float = 0.0, maximum: float = MAX_SECONDS) -> float:
+    """Parse a duration in seconds from ``minimum`` to ``maximum`` (a number or a numeric string)."""
+    allowed = f"allowed: seconds from {minimum:g} to {maximum:g}"
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ConfigError(f"{source}={value!r} is not a duration; {allowed}")
+    try:
+        seconds = float(value)
+    except (ValueError, OverflowError):
+        raise ConfigError(f"{source}={value!r} is not a duration; {allowed}") from None
+    if not minimum <= seconds <= maximum:  # also refuses NaN
+        raise ConfigError(f"{source}={value!r} is not allowed; {allowed}")
+    return seconds
+
+
+def parse_flush_timeout(value: Any, source: str) -> float:
+    """Parse ``flush_timeout``: seconds from 0 to :data:`MAX_FLUSH_SECONDS`."""
+    return parse_seconds(value, source, 0.0, MAX_FLUSH_SECONDS)
 
 
 def parse_choice(value: Any, source: str, choices: Iterable[str]) -> str:
@@ -156,21 +193,59 @@ def parse_ranks(value: Any, source: str) -> tuple[int, ...] | None:
 
 
 def parse_output_dir(value: Any, source: str) -> Path:
-    """Parse the output directory: it must be a directory we can write, or creatable."""
-    if not isinstance(value, (str, os.PathLike)) or str(value) == "":
+    """Parse the output directory: it must be a directory we can write, or creatable.
+
+    A path with a NUL byte, one that cannot be encoded as a file name, or one
+    too long to hold the names a session writes below it is refused too.
+    """
+    if not isinstance(value, (str, os.PathLike)):
         raise ConfigError(f"{source}={value!r} is not a path; allowed: a directory path")
-    path = Path(value).expanduser()
-    probe = path
-    while not probe.exists():
-        if probe.parent == probe:
-            break
-        probe = probe.parent
+    text = os.fspath(value)
+    if not isinstance(text, str) or text == "":
+        raise ConfigError(f"{source}={value!r} is not a path; allowed: a directory path")
+    if "\0" in text:
+        raise ConfigError(f"{source}={_shown(text)} contains a NUL byte; allowed: a directory path without NUL bytes")
+    path = Path(text).expanduser()
+    _check_path_length(path, source)
+    try:
+        probe = path
+        while not probe.exists():
+            if probe.parent == probe:
+                break
+            probe = probe.parent
+        return _check_writable_dir(path, probe, text, source)
+    except OSError as exc:
+        raise ConfigError(f"{source}={_shown(text)}: cannot be used ({exc.strerror or exc}); "
+                          "allowed: a writable directory") from None
+
+
+def _shown(text: str) -> str:
+    return repr(text) if len(text) <= 200 else f"{text[:80]!r}...({len(text)} characters)"
+
+
+def _check_path_length(path: Path, source: str) -> None:
+    """The directory must be encodable and leave room for the names a session writes below it."""
+    try:
+        encoded = os.fsencode(os.path.abspath(path))
+    except (UnicodeError, ValueError) as exc:
+        raise ConfigError(f"{source}={_shown(str(path))} cannot be encoded as a file name ({exc}); "
+                          "allowed: a directory path") from None
+    longest = max((len(part) for part in encoded.split(b"/")), default=0)
+    if longest > _NAME_MAX:
+        raise ConfigError(f"{source}={_shown(str(path))} has a component of {longest} bytes; "
+                          f"allowed: components of at most {_NAME_MAX} bytes")
+    if len(encoded) > _PATH_MAX - _NAME_ROOM:
+        raise ConfigError(f"{source}={_shown(str(path))} is {len(encoded)} bytes long; allowed: at most "
+                          f"{_PATH_MAX - _NAME_ROOM} bytes (room is kept for the file names below it)")
+
+
+def _check_writable_dir(path: Path, probe: Path, text: str, source: str) -> Path:
     if probe == path and path.exists() and not path.is_dir():
-        raise ConfigError(f"{source}={str(value)!r} is a file, not a directory; allowed: a writable directory")
+        raise ConfigError(f"{source}={text!r} is a file, not a directory; allowed: a writable directory")
     if not probe.is_dir():
-        raise ConfigError(f"{source}={str(value)!r} lies under the file {str(probe)!r}; allowed: a writable directory")
+        raise ConfigError(f"{source}={text!r} lies under the file {str(probe)!r}; allowed: a writable directory")
     if not os.access(probe, os.W_OK | os.X_OK):
-        raise ConfigError(f"{source}={str(value)!r} is not writable ({str(probe)!r} denies it); allowed: a writable directory")
+        raise ConfigError(f"{source}={text!r} is not writable ({str(probe)!r} denies it); allowed: a writable directory")
     return path
 
 
@@ -277,6 +352,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("activities", None, parse_activities),
     _bool_option("memory_snapshot"),
     Option("profiler_kwargs", None, parse_profiler_kwargs),
+    Option("flush_timeout", DEFAULT_FLUSH_TIMEOUT, parse_flush_timeout),
 )
 OPTION_NAMES = tuple(option.name for option in OPTIONS)
 
@@ -310,6 +386,8 @@ class Config:
     profiler_kwargs: dict[str, Any] | None = dataclasses.field(default=None, hash=False)
     #: The remote directory (a URI) files are uploaded to; ``output_dir`` is then a local staging directory.
     upload_to: str | None = None
+    #: Seconds SIGTERM waits for the running sessions to be saved before the process ends by it anyway.
+    flush_timeout: float = DEFAULT_FLUSH_TIMEOUT
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready view of the options."""

@@ -459,7 +459,7 @@ class Controller:
         self._worker = _Worker()
         self._noted: set[str] = set()
         self._hook = _ExitHook(self)
-        _lifecycle.track(self._hook)
+        _lifecycle.track(self._hook, owned=False)  # close() hands the capture to the loop thread itself
 
     # -- any thread ---------------------------------------------------------------------------
     @property
@@ -595,6 +595,7 @@ class Controller:
             return
         self._advance(stage)
 
+    @_lifecycle.machinery  # a signal that lands while a capture starts, exports or ends waits for it
     def _advance(self, stage: str | None) -> None:
         with self._driving:
             self._driver = threading.get_ident()

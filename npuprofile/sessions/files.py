@@ -2,6 +2,12 @@
 
 A reader never sees a half-written file: everything is written to a temporary
 name in the same directory and renamed into place. Files get the user's umask.
+A failed write leaves nothing behind: the temporary file and anything a writer
+derived from its name (the profiler writes ``<temporary>.tmp`` first) are
+removed, and so are the temporary files of writes still in progress when the
+process is ended by a signal (:func:`remove_partial_files`). Only regular
+files are written: an existing target that is a device, a pipe, a socket or a
+directory is refused (a symbolic link is followed to the file it names).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from npuprofile.errors import ConfigError
 from npuprofile.sessions.coords import Coords, format_coords
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -62,30 +69,97 @@ def _temporary_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
 
 
+#: Temporary files being written right now (removed by :func:`remove_partial_files` on the way out).
+_IN_FLIGHT: set[Path] = set()
+
+
+def regular_target(path: Path) -> Path:
+    """The file a write to ``path`` replaces: ``path`` itself, or what a symbolic link points to.
+
+    Raises :class:`~npuprofile.errors.ConfigError` when it exists and is not a
+    regular file (a device such as ``/dev/null``, a pipe, a socket, a directory).
+    """
+    target = Path(os.path.realpath(path))
+    try:
+        mode = target.stat().st_mode
+    except FileNotFoundError:
+        return target
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot write ({exc.strerror or exc}); allowed: a regular file") from None
+    if not stat.S_ISREG(mode):
+        raise ConfigError(f"{path} is {_kind(mode)}, not a regular file; allowed: a regular file or a new name")
+    return target
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a named pipe"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
 def atomic_write(path: Path, write: Callable[[Path], None], *, compress: bool = False) -> Path:
     """Write ``path`` through ``write(temporary_path)``, optionally gzip it, then rename into place.
 
-    On any failure the temporary file is removed and ``path`` is left as it was.
+    On any failure every partial file is removed and ``path`` is left as it
+    was; a writer that reports its failure instead of raising (torch's trace
+    export logs it) is caught by the missing temporary file.
     """
-    make_dirs(path.parent)
-    tmp = _temporary_path(path)
+    target = regular_target(Path(path))
+    make_dirs(target.parent)
+    tmp = _temporary_path(target)
     packed = tmp.with_name(tmp.name + ".gz")
+    _IN_FLIGHT.add(tmp)
+    done = False
     try:
         write(tmp)
+        if not tmp.exists():
+            raise OSError(f"{target.name}: the writer produced no file ({_free_space(target.parent)})")
         _drop_world_write(tmp)
         if compress:
             with open(tmp, "rb") as src, gzip.open(packed, "wb", compresslevel=6) as dst:
                 shutil.copyfileobj(src, dst, 1 << 20)
             _drop_world_write(packed)
-            os.replace(packed, path)
+            os.replace(packed, target)
             tmp.unlink()
         else:
-            os.replace(tmp, path)
+            os.replace(tmp, target)
+        done = True
     finally:
-        for leftover in (tmp, packed):
-            if leftover.exists():
-                leftover.unlink()
+        _IN_FLIGHT.discard(tmp)
+        if not done:
+            _remove_partial(tmp)
     return path
+
+
+def _free_space(directory: Path) -> str:
+    try:
+        free = shutil.disk_usage(directory).free
+    except OSError:
+        return "free space unknown"
+    return "No space left on device" if free == 0 else f"{free} bytes free on its disk"
+
+
+def _remove_partial(tmp: Path) -> None:
+    """Remove ``tmp`` and every file whose name starts with it (``.gz``, the profiler's ``.tmp``)."""
+    try:
+        names = os.listdir(tmp.parent)
+    except OSError:
+        return
+    for name in names:
+        if name.startswith(tmp.name):
+            try:
+                os.unlink(tmp.parent / name)
+            except OSError:
+                pass
+
+
+def remove_partial_files() -> None:
+    """Remove the temporary files of writes still in progress (the process is about to end)."""
+    for tmp in list(_IN_FLIGHT):
+        _remove_partial(tmp)
 
 
 def atomic_write_text(path: Path, text: str) -> Path:

@@ -16,18 +16,28 @@ so each capture's traces group together across ranks. While a capture runs,
 another trigger is refused: ``npuprofile trigger`` reports it (each armed
 process keeps a state file beside the trigger), and a signal is answered with a
 logged warning. Ranks not selected (``ranks=``) never poll and never capture.
+
+Triggers written at the same moment are serialised by an exclusive lock on
+``DIR/npuprofile-on-demand/trigger.lock``: exactly one of them is accepted, the
+others see it pending and are refused. A state file that is not one an armed
+process wrote (a pid that is no process id, not JSON) is skipped with one
+logged line. In a forked child an armed process is disarmed (the parent's
+capture, state file and handler stay the parent's).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import math
 import os
 import signal as signal_module
 import socket
 import threading
 import time
 import uuid
+import weakref
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, TypeVar
 
@@ -42,9 +52,16 @@ T = TypeVar("T")
 
 CONTROL_DIR = "npuprofile-on-demand"
 TRIGGER_FILE = "trigger.json"
+LOCK_FILE = "trigger.lock"
 STATE_SUFFIX = ".state.json"
 DEFAULT_STEPS = 5
 DEFAULT_POLL_INTERVAL = 0.5
+#: The longest ``poll_interval``, in seconds (an hour).
+MAX_POLL_INTERVAL = 3600.0
+#: Seconds ``npuprofile trigger`` waits for another trigger being written at the same moment.
+LOCK_WAIT = 10.0
+#: The largest state file read (an armed process writes well under a kilobyte).
+STATE_MAX_BYTES = 1 << 20
 _UNCATCHABLE = {getattr(signal_module, n) for n in ("SIGKILL", "SIGSTOP") if hasattr(signal_module, n)}
 
 
@@ -78,17 +95,9 @@ def parse_signal(value: Any, source: str) -> signal_module.Signals | None:
     return chosen
 
 
-def parse_seconds(value: Any, source: str) -> float:
-    """Parse a non-negative number of seconds."""
-    if isinstance(value, bool):
-        raise ConfigError(f"{source}={value!r} is not a duration; allowed: seconds >= 0")
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{source}={value!r} is not a duration; allowed: seconds >= 0") from None
-    if not seconds >= 0 or seconds == float("inf"):
-        raise ConfigError(f"{source}={value!r} is not allowed; allowed: seconds >= 0")
-    return seconds
+def parse_poll_interval(value: Any, source: str) -> float:
+    """Parse the seconds between looks at the trigger file: 0 to :data:`MAX_POLL_INTERVAL`."""
+    return _config.parse_seconds(value, source, 0.0, MAX_POLL_INTERVAL)
 
 
 def _setting(value: Any, name: str, default: Any, parse: Any, environ: Mapping[str, str]) -> Any:
@@ -142,6 +151,7 @@ class OnDemand:
         import atexit
 
         atexit.register(self.close)
+        _ARMED.add(self)
 
     # -- the loop ------------------------------------------------------------------------
     @property
@@ -194,6 +204,12 @@ class OnDemand:
             self.state_path.unlink()
         except OSError:
             pass
+
+    def _disarm_after_fork(self) -> None:
+        """In a forked child: this object is the parent's; do nothing more (no capture, no file)."""
+        self._lock = threading.Lock()
+        self._session = None
+        self.closed = True
 
     def __enter__(self) -> "OnDemand":
         return self
@@ -327,10 +343,23 @@ def on_demand(
     env = os.environ
     chosen_steps = _setting(steps, "steps", DEFAULT_STEPS, lambda v, s: _config.parse_int(v, s, 1), env)
     chosen_signal = _setting(signal, "signal", None, parse_signal, env)
-    interval = _setting(poll_interval, "poll_interval", DEFAULT_POLL_INTERVAL, parse_seconds, env)
+    interval = _setting(poll_interval, "poll_interval", DEFAULT_POLL_INTERVAL, parse_poll_interval, env)
     if "run_id" in session_options and session_options["run_id"] is not None:
         session_options["run_id"] = _config.parse_run_id(session_options["run_id"], "run_id")
     return OnDemand(chosen_steps, chosen_signal, interval, session_options)
+
+
+_ARMED: "weakref.WeakSet[OnDemand]" = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for armed in list(_ARMED):
+        armed._disarm_after_fork()
+    _ARMED.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 # -- the trigger side (used by ``npuprofile trigger``) -----------------------------------------
@@ -351,13 +380,10 @@ def armed_processes(output_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
     states = []
     host = socket.gethostname()
     for path in sorted(control.glob(f"*{STATE_SUFFIX}")):
-        try:
-            state = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        state = _read_state(path)
+        if state is None:
             continue
-        if not isinstance(state, dict):
-            continue
-        if state.get("host") == host and not _alive(int(_number(state.get("pid")))):
+        if state.get("host") == host and not _alive(state["pid"]):
             logger.info("npuprofile: removing the state file of exited process %s: %s", state.get("pid"), path)
             try:
                 path.unlink()
@@ -369,11 +395,39 @@ def armed_processes(output_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
     return states
 
 
-def _number(value: Any) -> float:
+def _read_state(path: Path) -> dict[str, Any] | None:
+    """One armed process's state, or ``None`` (logged in one line) when the file is not one we wrote."""
     try:
-        return float(value)
-    except (TypeError, ValueError):
+        if path.stat().st_size > STATE_MAX_BYTES:
+            raise ValueError(f"larger than {STATE_MAX_BYTES} bytes")
+        state = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(state, dict):
+            raise ValueError(f"a JSON {type(state).__name__}, not an object")
+        pid = state.get("pid")
+        if isinstance(pid, bool) or not isinstance(pid, int) or not 0 < pid < 2**31:
+            raise ValueError(f"pid {_one_line(repr(pid))} is not a process id")
+        if not isinstance(state.get("handled", []), list):
+            raise ValueError(f"handled {_one_line(repr(state.get('handled')))} is not a list")
+    except (OSError, ValueError, RecursionError) as exc:
+        logger.warning("npuprofile: ignoring malformed on-demand state file %s: %s", path, _one_line(str(exc)))
+        return None
+    return state
+
+
+def _one_line(text: str) -> str:
+    lines = text.splitlines()
+    return (lines[0] if lines else "")[:200]
+
+
+def _number(value: Any) -> float:
+    """A finite number from a state or trigger field, else 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         return 0.0
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):
+        return 0.0
+    return number if math.isfinite(number) else 0.0
 
 
 def _alive(pid: int) -> bool:
@@ -399,6 +453,37 @@ def write_trigger(output_dir: str | os.PathLike[str], steps: int | None = None, 
     if steps is not None:
         steps = _config.parse_int(steps, "--steps", 1)
     control = control_dir(output_dir)
+    with _trigger_lock(control):
+        return _write_trigger_locked(control, output_dir, steps, force)
+
+
+@contextlib.contextmanager
+def _trigger_lock(control: Path) -> Iterator[None]:
+    """Hold the exclusive lock under which a trigger is checked and written (waits up to :data:`LOCK_WAIT`)."""
+    import fcntl
+
+    from npuprofile.sessions.files import make_dirs
+
+    make_dirs(control)
+    fd = os.open(control / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o664)
+    try:
+        deadline = time.monotonic() + LOCK_WAIT
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise SessionError(f"trigger refused: another trigger has held {control / LOCK_FILE} "
+                                       f"for {LOCK_WAIT:g} s; try again") from None
+                time.sleep(0.01)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _write_trigger_locked(control: Path, output_dir: str | os.PathLike[str], steps: int | None,
+                          force: bool) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     states = armed_processes(output_dir)
     if not force:
         busy = [s for s in states if s.get("capturing")]

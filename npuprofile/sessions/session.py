@@ -8,6 +8,7 @@ writes what was collected.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import socket
@@ -27,6 +28,7 @@ from npuprofile.core.region import ACTIVE, Recorder
 from npuprofile.core.stats import EXACT_SAMPLES, RELATIVE_ACCURACY, RegionStats
 from npuprofile.errors import ConfigError, NpuProfileError, SessionError
 from npuprofile.sessions import config as _config
+from npuprofile.sessions import lifecycle as _lifecycle
 from npuprofile.sessions.coords import coords_dict
 from npuprofile.sessions.distributed import default_run_id, rank_and_world_size
 from npuprofile.sessions.files import TraceSink, atomic_write, atomic_write_text, default_stem
@@ -93,6 +95,7 @@ class Session:
         self._reported: set[str] = set()
         self._compiled: _graph.SessionRegions | None = None
         self._lock = threading.RLock()
+        self._write_failed = False  # a trace write failed (e.g. a full disk): the profiler is let go at stop
 
     # -- properties -------------------------------------------------------------------
     @property
@@ -132,6 +135,7 @@ class Session:
         return self._step
 
     # -- lifecycle ---------------------------------------------------------------------
+    @_lifecycle.machinery
     def start(self) -> "Session":
         """Start recording (and tracing, unless ``trace=False``)."""
         if self.state != "new":
@@ -166,8 +170,6 @@ class Session:
             ACTIVE.append(self._recorder)
             self.state = "running"
         if self.flush_on_exit:
-            from npuprofile.sessions import lifecycle as _lifecycle
-
             _lifecycle.track(self)
         return self
 
@@ -179,7 +181,7 @@ class Session:
                                           lambda: backend.open_trace(config, self.backend_options, sink))
         if trace is None:
             return None
-        trace.on_error = self._fail
+        trace.on_error = self._trace_error
         if not self._guard("start profiler", trace.start, ok=True):
             return None
         self._trace = trace
@@ -203,6 +205,7 @@ class Session:
         if self._guard("start memory history", history.start, ok=True):
             self._memory = history
 
+    @_lifecycle.machinery
     def stop(self) -> "Session":
         """Stop recording: stop the profiler, write traces and the summary. Safe to call twice."""
         with self._lock:
@@ -212,8 +215,6 @@ class Session:
                 raise SessionError("session was never started; use it as a context manager or call start()")
             errors = self._halt()
             errors += self._complete()
-        from npuprofile.sessions import lifecycle as _lifecycle
-
         _lifecycle.untrack(self)
         if errors:
             raise errors[0]
@@ -241,13 +242,21 @@ class Session:
             steps: list[tuple[str, Callable[[], Any]]] = []
             trace = self._trace
             if trace is not None:
+                if self.flush_on_exit and self._save_summary():
+                    # The summary is written before the final export too, so that it survives an export
+                    # that never ends (SIGTERM's flush timeout then ends the process); again after it.
+                    steps.append(("resolve timings", lambda: self._fold(recorder)))
+                    steps.append(("write summary", self._write_summary))
                 steps.append(("stop profiler", trace.stop))
                 steps.append(("collect traces", trace.collect))
             memory = self._memory
             if memory is not None:
                 steps.append(("memory snapshot", lambda: setattr(self, "_memory_state", memory.snapshot())))
                 steps.append(("stop memory history", memory.stop))
-            return self._run_all(steps)
+            errors = self._run_all(steps)
+            del steps, trace  # no reference to the profiler left here: it can be released
+            self._guard("release profiler", self._release_after_failed_write)
+            return errors
 
     def _complete(self) -> list[BaseException]:
         """The rest of :meth:`stop`, after :meth:`_halt` (any thread): deferred trace work, timings, summary."""
@@ -337,6 +346,7 @@ class Session:
         self._step_mark = recorder.mark()
         return trace is not None
 
+    @_lifecycle.machinery
     def step(self) -> None:
         """Mark the end of one step: advances the profiler's schedule and the per-step statistics."""
         recorder = self._recorder
@@ -577,6 +587,69 @@ class Session:
             self._reported.add(action)
             logger.warning("npuprofile: %s; the workload continues, the session is degraded", message)
 
+    def _trace_error(self, action: str, exc: BaseException) -> None:
+        """A failure inside the profiler's own callbacks (the trace export): noted, then as :meth:`_fail`."""
+        if action == "write trace":
+            self._write_failed = True
+        self._fail(action, exc)
+
+    def _release_after_failed_write(self) -> None:
+        """After a failed trace write, let go of the profiler so that the summary still fits on the disk.
+
+        The profiler can keep its partial trace file open after a failed write
+        (torch's kineto does, until the profiler is freed), so the space of a
+        removed partial file only comes back once the profiler is gone. Its op
+        table goes with it.
+        """
+        if self._write_failed and self._trace is not None:
+            self._trace = None
+            self._ops = []
+            self.degraded.append("op table dropped: the profiler was released after a failed trace write")
+            gc.collect()  # the profiler and its trace-ready handler sit in a reference cycle
+
+    # -- signals and fork (see sessions/lifecycle.py) ------------------------------------------
+    def _save_without_profiler(self, reason: str) -> None:
+        """Stop recording and write the summary without calling the profiler.
+
+        For a session whose profiler cannot be called from here (its thread has
+        ended, is blocked, or did not come back in time when a signal arrived):
+        torch crashes when a profiler is stopped from another thread. The trace
+        of the cycle in progress is lost; the summary records why.
+        """
+        if not self._lock.acquire(timeout=1.0):  # its own thread is stopping it right now
+            return
+        try:
+            recorder = self._recorder
+            if self.state != "running" or recorder is None:
+                return
+            self.state = "stopped"
+            if ACTIVE and ACTIVE[0] is recorder:
+                ACTIVE.clear()
+            recorder.closed = True
+            self._trace = None
+            self._memory = None
+            self._stopped_at = time.time()
+            self.degraded.append(f"last trace not written: {reason}")
+            self._guard("resolve timings", lambda: self._fold(recorder))
+            if self._save_summary():
+                self._guard("write summary", self._write_summary)
+        finally:
+            self._lock.release()
+
+    def _disown_after_fork(self) -> None:
+        """In a forked child: the parent's session does nothing more here (no profiler call, no file)."""
+        self._lock = threading.RLock()  # another thread of the parent may have held it at the fork
+        recorder = self._recorder
+        if recorder is not None:
+            if ACTIVE and ACTIVE[0] is recorder:
+                ACTIVE.clear()
+            recorder.closed = True
+        self._trace = None
+        self._memory = None
+        self._deferred = []
+        self._sink = None
+        self.state = "stopped"
+
     def _marker_error(self, action: str, exc: BaseException) -> None:
         if self.config.strict:
             raise SessionError(f"npuprofile {action} failed: {type(exc).__name__}: {exc}") from exc
@@ -608,6 +681,7 @@ def session(
     activities: Iterable[str] | str | None = None,
     memory_snapshot: bool | None = None,
     profiler_kwargs: Mapping[str, Any] | None = None,
+    flush_timeout: float | None = None,
     **backend_options: Any,
 ) -> Session:
     """Create a profiling session (start it with ``with`` or :meth:`Session.start`).
@@ -625,13 +699,17 @@ def session(
     records; ``memory_snapshot=True`` writes the device allocator's history as
     ``<stem>.memory-snapshot.pickle``; ``profiler_kwargs`` passes extra keywords
     to the backend's profiler, checked against its signature here.
+    ``flush_timeout`` (seconds, default 10) bounds how long SIGTERM waits for
+    the running sessions to be saved before the process ends by the signal
+    anyway (see :mod:`npuprofile.sessions.lifecycle`).
     """
     config, chosen, parsed = prepare(
         backend=backend, output_dir=output_dir, trace=trace, record_shapes=record_shapes,
         with_stack=with_stack, profile_memory=profile_memory, with_flops=with_flops,
         with_modules=with_modules, schedule=schedule, gzip=gzip, strict=strict, ranks=ranks,
         run_id=run_id, enabled=enabled, coords=coords, activities=activities, memory_snapshot=memory_snapshot,
-        profiler_kwargs=profiler_kwargs, compiled_ranges=compiled_ranges, **backend_options,
+        profiler_kwargs=profiler_kwargs, compiled_ranges=compiled_ranges, flush_timeout=flush_timeout,
+        **backend_options,
     )
     return Session(config, chosen, parsed)
 

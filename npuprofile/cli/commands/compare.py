@@ -24,23 +24,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="samples (steps or calls) a row needs on each side to be tested (default: 5)")
     parser.add_argument("--fail-on-regression", action="store_true",
                         help="exit with status 1 when a row is significantly slower")
-    parser.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
+    parser.add_argument("-o", "--output", metavar="FILE",
+                        help="write to FILE (a regular file) instead of standard output ('-')")
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from npuprofile.analysis.compare import MIN_SAMPLES, compare
+    from npuprofile.cli.commands._output import check_output, write_text
     from npuprofile.cli.commands._reading import reading
-    from npuprofile.sessions.files import atomic_write_text
+
+    target = check_output(args.output) if args.output else None
 
     with reading(args.base, args.new):
         result = compare(args.base, args.new, threshold=args.threshold, confidence=args.confidence,
                          min_samples=MIN_SAMPLES if args.min_samples is None else args.min_samples)
     text = (result.to_json() if args.json else result.text()) + "\n"
-    if args.output:
-        atomic_write_text(Path(args.output), text)
+    write_text(target, text)
+    if target is not None:
         print(f"comparison: {args.output}")
-    else:
-        print(text, end="")
     return EXIT_REGRESSION if args.fail_on_regression and result.regressions else 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 NAME = "merge"
 HELP = "merge the per-rank traces of one run into one trace (one lane per rank, clocks aligned)"
@@ -11,7 +12,9 @@ HELP = "merge the per-rank traces of one run into one trace (one lane per rank, 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="PATH",
                         help="trace files, or directories holding them (at any depth)")
-    parser.add_argument("-o", "--output", required=True, help="the merged trace (.json, or .json.gz to compress)")
+    parser.add_argument("-o", "--output", required=True,
+                        help="the merged trace (.json, or .json.gz to compress; a regular file), "
+                             "or '-' for standard output")
     parser.add_argument("--run-id", default=None, help="merge only this run's traces")
     parser.add_argument("--allow-mixed-runs", action="store_true",
                         help="merge traces of different runs (different run ids or world sizes, or a rank twice)")
@@ -23,21 +26,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from npuprofile.analysis.events import find_traces
     from npuprofile.analysis.merge import merge_traces
+    from npuprofile.cli.commands._output import check_output, produce_into
     from npuprofile.cli.commands._progress import ProgressBar
     from npuprofile.cli.commands._reading import reading
 
     group_by = tuple(key.strip() for key in args.group_by.split(",") if key.strip())
-    output = Path(args.output).resolve()
+    target = check_output(args.output)
+    output = target.resolve() if target is not None else None
     paths = [p for source in args.inputs for p in find_traces(source) if p.resolve() != output]
     with reading(*args.inputs), ProgressBar("merging", quiet=args.quiet) as progress:
-        result = merge_traces(paths, args.output, run_id=args.run_id, allow_mixed_runs=args.allow_mixed_runs,
-                              align=args.align, progress=progress, group_by=group_by)
+        result = produce_into(target, ".json", lambda out: merge_traces(
+            paths, out, run_id=args.run_id, allow_mixed_runs=args.allow_mixed_runs, align=args.align,
+            progress=progress, group_by=group_by))
     ranks = ",".join(str(r) for r in result.ranks)
     runs = ", ".join(result.run_ids)
     print(f"merged {len(result.files)} trace(s) of run {runs} (ranks {ranks}): "
-          f"{result.events_out} events -> {result.output}")
+          f"{result.events_out} events -> {result.output if target is not None else 'standard output'}",
+          file=sys.stdout if target is not None else sys.stderr)
     return 0

@@ -15,7 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("trace", metavar="TRACE_OR_DIR", help=SOURCE_HELP)
     parser.add_argument("-o", "--output", default="report.html", metavar="FILE",
-                        help="the HTML file to write (default: report.html)")
+                        help="the HTML file to write, a regular file or '-' for standard output "
+                             "(default: report.html)")
     parser.add_argument("--top", type=int, default=15, metavar="N", help="ops to chart per kind (default: 15)")
     parser.add_argument("--title", default=None, help="page title (default: from the run)")
     add_device_window(parser)
@@ -27,13 +28,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from npuprofile.cli.commands._output import check_output, produce_into
     from npuprofile.cli.commands.summarize import check_top, read_summary
     from npuprofile.summary.html import write_report
 
+    target = check_output(args.output)
     top = check_top(args.top)
     if args.compare is None:
         summary = read_summary(args.trace, top, args.quiet, include_last_step=args.include_last_step)
-        path = write_report(summary, args.output, title=args.title)
+        path = produce_into(target, ".html", lambda out: write_report(summary, out, title=args.title))
     else:
         from npuprofile.analysis.compare import compare, top_ops
         from npuprofile.cli.commands._reading import reading
@@ -41,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
         with reading(args.compare, args.trace):
             comparison = compare(args.compare, args.trace, threshold=args.threshold)
         summary = top_ops(comparison.new.summary, top)  # compared on every op, charted on the top ones
-        path = write_report(summary, args.output, title=args.title, comparison=comparison)
-    print(f"report: {path}")
+        path = produce_into(target, ".html",
+                            lambda out: write_report(summary, out, title=args.title, comparison=comparison))
+    if target is not None:
+        print(f"report: {path}")
     return 0

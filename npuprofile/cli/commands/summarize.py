@@ -21,7 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     form.add_argument("--csv", action="store_true", help="print CSV (regions, steps and ops in one table)")
     parser.add_argument("--top", type=int, default=20, metavar="N", help="ops to list per kind and rank (default: 20)")
     add_device_window(parser)
-    parser.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
+    parser.add_argument("-o", "--output", metavar="FILE",
+                        help="write to FILE (a regular file) instead of standard output ('-')")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
@@ -58,10 +59,9 @@ def read_summary(source: str, top: int, quiet: bool, *, include_last_step: bool 
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from npuprofile.cli.commands._output import check_output, write_text
 
-    from npuprofile.sessions.files import atomic_write_text
-
+    target = check_output(args.output) if args.output else None
     summary = read_summary(args.trace, check_top(args.top), args.quiet, include_last_step=args.include_last_step)
     if args.json:
         text = summary.to_json() + "\n"
@@ -69,9 +69,7 @@ def run(args: argparse.Namespace) -> int:
         text = summary.to_csv()
     else:
         text = summary.text() + "\n"
-    if args.output:
-        atomic_write_text(Path(args.output), text)
+    write_text(target, text)
+    if target is not None:
         print(f"summary: {args.output}")
-    else:
-        print(text, end="")
     return 0
