@@ -56,8 +56,10 @@ def row_label(row: ComparedRow, width: int = NAME_WIDTH) -> str:
 
 
 def method(comparison: Comparison) -> str:
-    """One sentence: when a row counts as slower or faster."""
-    return (f"slower/faster: the change exceeds {100 * comparison.threshold:g}% and its interval excludes 0; "
+    """One sentence: when a row counts as slower or faster (and, over runs, what a sample is)."""
+    runs = (f"each run is one sample ({comparison.base.run_count} base runs, {comparison.new.run_count} new runs); "
+            if comparison.over_runs else "")
+    return (runs + f"slower/faster: the change exceeds {100 * comparison.threshold:g}% and its interval excludes 0; "
             f"the intervals hold at {100 * comparison.confidence:g}% for all {comparison.tested} tested rows "
             f"together ({100 * comparison.row_confidence:.3g}% each)")
 
@@ -74,6 +76,9 @@ def to_dict(comparison: Comparison) -> dict[str, Any]:
         "confidence": comparison.confidence,
         "row_confidence": comparison.row_confidence,
         "min_samples": comparison.min_samples,
+        "min_runs": comparison.min_runs,
+        "base_runs": comparison.base.run_count,
+        "new_runs": comparison.new.run_count,
         "tested": comparison.tested,
         "counts": comparison.counts(),
         "regressions": len(comparison.regressions),
@@ -92,18 +97,24 @@ def render_json(comparison: Comparison, path: str | os.PathLike[str] | None = No
 def _side(side: Side) -> dict[str, Any]:
     run = side.summary.run
     return {"source": side.label, "kind": side.summary.kind, "backend": run.backend, "run_id": run.run_id,
-            "steps": len(side.summary.steps)}
+            "steps": _steps(side), "runs": side.run_count}
+
+
+def _steps(side: Side) -> int:
+    """Steps of the side, over all its runs."""
+    return sum(len(summary.steps) for summary in side.runs or (side.summary,))
 
 
 # -- text -------------------------------------------------------------------------------------
 def describe(side: Side) -> str:
     """Where a side came from and what it is: ``path (session, backend cpu, 20 steps)``."""
     summary = side.summary
-    facts = [summary.kind]
+    facts = [f"{side.run_count} runs"] if side.runs else []
+    facts.append(summary.kind)
     if summary.run.backend:
         facts.append(f"backend {summary.run.backend}")
-    if summary.steps:
-        facts.append(f"{len(summary.steps)} steps")
+    if _steps(side):
+        facts.append(f"{_steps(side)} steps" + (" in all" if side.runs else ""))
     return f"{side.label} ({', '.join(facts)})"
 
 
@@ -122,7 +133,10 @@ def render_text(comparison: Comparison) -> str:
         lines += ["", "(neither run has regions, ops or steps)"]
     counts = comparison.counts()
     lines += ["", ", ".join(f"{n} {verdict}" for verdict, n in counts.items() if n) or "no rows"]
-    if counts["too few samples"]:
+    if counts["too few samples"] and comparison.over_runs:
+        lines.append(f"too few samples: a row needs {comparison.min_runs} runs on each side that have it on one "
+                     "basis (per step, else per call)")
+    elif counts["too few samples"]:
         lines.append(f"too few samples: a row needs {comparison.min_samples} samples (steps, or calls with their "
                      "spread) on each side; summaries keep totals only for ops and kernels")
     return "\n".join(lines)

@@ -7,7 +7,8 @@ import argparse
 NAME = "compare"
 HELP = ("compare two runs (regions, ops, kernels, the step) with confidence intervals and a verdict per row; "
         "exit 1 on a significant slowdown with --fail-on-regression")
-SOURCE_HELP = "a summary JSON npuprofile wrote, a .pt.trace.json[.gz] or trace_view.json file, or a directory of traces"
+SOURCE_HELP = ("a summary JSON npuprofile wrote, a .pt.trace.json[.gz] or trace_view.json file, a directory of traces, "
+               "or a directory of several *summary.json (several runs: each run is then one sample)")
 EXIT_REGRESSION = 1
 
 
@@ -22,6 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default: 95%%)")
     parser.add_argument("--min-samples", type=int, default=None, metavar="N",
                         help="samples (steps or calls) a row needs on each side to be tested (default: 5)")
+    parser.add_argument("--min-runs", type=int, default=None, metavar="N",
+                        help="runs a row needs on each side to be tested, when both sides hold several runs "
+                             "(default: 3)")
     parser.add_argument("--fail-on-regression", action="store_true",
                         help="exit with status 1 when a row is significantly slower")
     parser.add_argument("-o", "--output", metavar="FILE",
@@ -30,6 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from npuprofile.analysis.compare import MIN_SAMPLES, compare
+    from npuprofile.analysis.compare_runs import MIN_RUNS
     from npuprofile.cli.commands._output import check_output, write_text
     from npuprofile.cli.commands._reading import reading
 
@@ -37,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
 
     with reading(args.base, args.new):
         result = compare(args.base, args.new, threshold=args.threshold, confidence=args.confidence,
-                         min_samples=MIN_SAMPLES if args.min_samples is None else args.min_samples)
+                         min_samples=MIN_SAMPLES if args.min_samples is None else args.min_samples,
+                         min_runs=MIN_RUNS if args.min_runs is None else args.min_runs)
     text = (result.to_json() if args.json else result.text()) + "\n"
     write_text(target, text)
     if target is not None:
