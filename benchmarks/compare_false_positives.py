@@ -7,7 +7,12 @@ pair of identical runs is a false positive; the target is at most one over
 all pairs. Then one pair where the matmul region does 25% more work (5
 matmuls instead of 4) checks that the slowdown is found.
 
-    python benchmarks/compare_false_positives.py [--pairs 10] [--steps 30] [--threshold 5%]
+    python benchmarks/compare_false_positives.py [--pairs 10] [--steps 30] [--threshold 5%] [--runs-per-side K]
+
+With ``--runs-per-side K`` (K >= 2) each pair is K base runs and K new runs,
+made in K rounds of one base and one new run (at the same time, or one after
+the other with ``--sequential``: base, new, base, new, ...), and compared with
+the run as the sample.
 
 Prints each pair's flagged rows, the total count of false positives over the
 rows tested, and whether the slowdown was detected; exits 1 on a miss.
@@ -22,6 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 MATMULS = 4
 
@@ -101,6 +107,14 @@ def run_pair(folder: Path, label: str, args: argparse.Namespace, slower: float =
     return outputs
 
 
+def run_sides(folder: Path, label: str, args: argparse.Namespace, slower: float = 1.0) -> tuple[Any, Any]:
+    """One run per side (paths), or ``args.runs_per_side`` per side (lists), the two sides' runs interleaved."""
+    rounds = [run_pair(folder, f"{label}-run{i}", args, slower) for i in range(args.runs_per_side)]
+    if args.runs_per_side == 1:
+        return rounds[0]
+    return [base for base, _ in rounds], [new for _, new in rounds]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=10)
@@ -111,6 +125,8 @@ def main() -> int:
     parser.add_argument("--priority", type=int, default=0,
                         help="raise the runs' scheduling priority by N (nice -N; needs the right to), so that "
                              "other jobs on a shared machine weigh less on the timings")
+    parser.add_argument("--runs-per-side", type=int, default=1, metavar="K",
+                        help="runs per side of each pair (default 1); with 2 or more the run is the sample")
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--workload", choices=("compute", "paced"), default="compute",
                         help="compute: matmuls, element-wise ops, Python, a sleep; paced: regions that spin for "
@@ -118,6 +134,8 @@ def main() -> int:
     parser.add_argument("--slower", type=float, default=1.0, help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.runs_per_side < 1:
+        parser.error(f"--runs-per-side {args.runs_per_side} is not allowed; allowed: 1 or more")
     if args.worker is not None:
         work(args.steps, args.slower, args.worker, args.priority, args.workload, args.seed)
         return 0
@@ -129,9 +147,9 @@ def main() -> int:
         folder = Path(tmp)
         print(f"== {args.pairs} pairs of identical runs of the {args.workload} workload, {args.steps} steps each, "
               f"threshold {args.threshold}, runs of a pair {'one after the other' if args.sequential else 'at the same time'}"
-              f", priority +{args.priority}")
+              f", priority +{args.priority}, {args.runs_per_side} run(s) per side")
         for pair in range(args.pairs):
-            base, new = run_pair(folder, f"pair{pair}", args)
+            base, new = run_sides(folder, f"pair{pair}", args)
             result = compare(base, new, threshold=args.threshold)
             hits = [row for row in result.rows if row.verdict in ("slower", "faster")]
             flagged += len(hits)
@@ -140,7 +158,7 @@ def main() -> int:
             marks = "; ".join(f"FLAGGED {row.kind} {row.name} {row.verdict}" for row in hits) or "none flagged"
             print(f"pair {pair}: {changes}  -> {marks}")
         print(f"false positives: {flagged} flagged of {tested} rows tested over {args.pairs} pairs (target: at most 1)")
-        base, slow = run_pair(folder, "slowdown", args, 1.25)
+        base, slow = run_sides(folder, "slowdown", args, 1.25)
         matmul = compare(base, slow, threshold=args.threshold).row("region", "matmul")
         found = matmul.verdict == "slower"
         print(f"25% more matmul work: change {100 * (matmul.change or 0):+.1f}% "
