@@ -56,7 +56,7 @@ class ComparedRow:
     """One row of a comparison.
 
     ``base`` and ``new`` are mean nanoseconds per ``per`` (``"step"``,
-    ``"repeat"`` or ``"call"``); ``change`` is ``new / base - 1`` and
+    ``"repeat"``, ``"call"``, or ``"run"``: the mean of per-run means); ``change`` is ``new / base - 1`` and
     ``[ci_low, ci_high]`` its confidence interval (``None`` when not tested).
     ``base_samples``/``new_samples`` count the samples the test used (or had):
     steps, repeats or calls, or runs where ``per`` is ``"run"``;
