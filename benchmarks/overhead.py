@@ -349,16 +349,19 @@ def tracing(report: Report, out_dir: Path, backend: str, repeats: int) -> None:
             for tokens in s.steps(batches):
                 model(tokens)
 
+    # A loop takes about 40 ms and the machine's noise between two loops is larger than the 5%
+    # limit, so the loops alternate and each side's fastest one is compared: the fastest loop is
+    # the one least disturbed by anything else, which is what the session's own cost adds to.
     hand: list[float] = []
     ours: list[float] = []
-    for _ in range(max(3, repeats // 2 + 1)):
+    for _ in range(max(7, repeats)):
         for runner, sink in ((by_hand, hand), (through_npuprofile, ours)):
             start = time.perf_counter()
             runner()
             sink.append(time.perf_counter() - start)
     report.check(
         "model loop: npuprofile session vs hand-written torch.profiler",
-        statistics.median(ours) * 1e9, statistics.median(hand) * 1e9, 1.05,
+        min(ours) * 1e9, min(hand) * 1e9, 1.05,
     )
 
 
