@@ -138,17 +138,23 @@ def _cli_args(command: str, trace: Path, tmp_path: Path) -> list[str]:
             "merge": ["merge", str(trace), "-o", str(output)], "compare": ["compare", str(trace), str(trace)]}[command]
 
 
+def _through_command(tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str,
+                     third_event: dict[str, Any]) -> Any:
+    """Four events, the third with ``third_event``'s fields: ``command`` must exit 0 silently; the trace's summary."""
+    events = [_event(0), _event(1), _event(2, **third_event), _event(3)]
+    trace = tmp_path / "run.rank0.host_1.5.pt.trace.json"
+    trace.write_text(json.dumps({"traceEvents": events}))
+    args = _cli_args(command, trace, tmp_path)
+    assert main([*args, "-q"] if command != "compare" else args) == 0
+    assert capsys.readouterr().err == ""
+    return summarize(trace)
+
+
 @pytest.mark.parametrize("command", ["summarize", "report", "merge", "compare"])
 @pytest.mark.parametrize("case", list(BAD_EVENTS))
 def test_an_event_of_the_wrong_type_is_skipped_and_counted(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                            case: str, command: str) -> None:
-    events = [_event(0), _event(1), _event(2, **BAD_EVENTS[case]), _event(3)]
-    trace = tmp_path / "run.rank0.host_1.5.pt.trace.json"
-    trace.write_text(json.dumps({"traceEvents": events}))
-    assert main([*_cli_args(command, trace, tmp_path), "-q"] if command != "compare"
-                else _cli_args(command, trace, tmp_path)) == 0
-    assert capsys.readouterr().err == ""
-    result = summarize(trace)
+    result = _through_command(tmp_path, capsys, command, BAD_EVENTS[case])
     assert result.metadata.get("malformed_events") == 1
     assert {o.name: o.count for o in result.ops} == {"aten::mm": 3}
 
@@ -157,13 +163,7 @@ def test_an_event_of_the_wrong_type_is_skipped_and_counted(tmp_path: Path, capsy
 @pytest.mark.parametrize("case", list(ODD_EVENTS))
 def test_an_event_of_an_odd_but_usable_type_is_counted(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                        case: str, command: str) -> None:
-    events = [_event(0), _event(1), _event(2, **ODD_EVENTS[case]), _event(3)]
-    trace = tmp_path / "run.rank0.host_1.5.pt.trace.json"
-    trace.write_text(json.dumps({"traceEvents": events}))
-    assert main([*_cli_args(command, trace, tmp_path), "-q"] if command != "compare"
-                else _cli_args(command, trace, tmp_path)) == 0
-    assert capsys.readouterr().err == ""
-    result = summarize(trace)
+    result = _through_command(tmp_path, capsys, command, ODD_EVENTS[case])
     assert "malformed_events" not in result.metadata
     assert sum(o.count for o in result.ops) == 4
 
