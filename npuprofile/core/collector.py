@@ -40,21 +40,22 @@ def _fold_into(
     for name, values in list(samples.items()):
         if not values:
             continue
-        key = name if name.isascii() else escaped_name(name)
-        stats = target.get(key)
-        if stats is None:
-            stats = target[key] = RegionStats(key)
+        stats = _stats_of(target, name)
         total = stats.add_batch(_take(values))
         if totals is not None:
-            totals[key] = totals.get(key, 0) + total
+            totals[stats.name] = totals.get(stats.name, 0) + total
     for name, values in list(nested.items()) if nested else ():
-        if not values:
-            continue
-        key = name if name.isascii() else escaped_name(name)
-        stats = target.get(key)
-        if stats is None:
-            stats = target[key] = RegionStats(key)
-        stats.add_batch((), nested_ns=sum(_take(values)))
+        if values:
+            _stats_of(target, name).add_batch((), nested_ns=sum(_take(values)))
+
+
+def _stats_of(target: dict[str, RegionStats], name: str) -> RegionStats:
+    """``target``'s statistics of region ``name``, created when first seen, under its UTF-8-safe key."""
+    key = name if name.isascii() else escaped_name(name)
+    stats = target.get(key)
+    if stats is None:
+        stats = target[key] = RegionStats(key)
+    return stats
 
 
 class Collector:
