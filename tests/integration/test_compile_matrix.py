@@ -20,7 +20,7 @@ seconds here); each case is one compile, reused by all its calls.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import pytest
 import torch
@@ -30,19 +30,13 @@ import npuprofile as npp
 from tests.conftest import load_trace, user_annotations
 from tests.integration import compile_models as models
 
+pytestmark = pytest.mark.usefixtures("fresh_dynamo")  # no graph or counter of another test
+
 # (session: None for idle, "timer" or "trace"; with backward?) for each call; the first call compiles.
 ORDERS: dict[str, list[tuple[str | None, bool]]] = {
     "inside": [("timer", True), (None, False), ("trace", False), (None, True)],
     "outside": [(None, True), ("trace", True), (None, False), ("timer", False)],
 }
-
-
-@pytest.fixture(autouse=True)
-def fresh_dynamo() -> Iterator[None]:
-    torch._dynamo.reset()
-    counters.clear()
-    yield
-    torch._dynamo.reset()
 
 
 def compiled_call(target: str, backend: str, fullgraph: bool, dynamic: bool) -> tuple[Callable[..., Any], Any]:

@@ -6,7 +6,7 @@ case, the one that matters: its kernels are fused and scheduled by the compiler.
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import torch
@@ -15,13 +15,7 @@ from torch._dynamo.utils import counters
 import npuprofile as npp
 from tests.integration import compile_models as models
 
-
-@pytest.fixture(autouse=True)
-def fresh_dynamo() -> Iterator[None]:
-    torch._dynamo.reset()
-    counters.clear()
-    yield
-    torch._dynamo.reset()
+pytestmark = pytest.mark.usefixtures("fresh_dynamo")  # no graph or counter of another test
 
 
 def range_ops(backend: str) -> tuple[Any, list[str]]:

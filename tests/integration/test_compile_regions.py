@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import torch
@@ -17,13 +17,7 @@ from torch._dynamo.utils import counters
 import npuprofile as npp
 from tests.fakes import ManualEventClock, register_clock
 
-
-@pytest.fixture(autouse=True)
-def fresh_dynamo() -> Iterator[None]:
-    torch._dynamo.reset()
-    counters.clear()
-    yield
-    torch._dynamo.reset()
+pytestmark = pytest.mark.usefixtures("fresh_dynamo")  # no graph or counter of another test
 
 
 @npp.profiled("scale")

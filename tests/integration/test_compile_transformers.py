@@ -11,7 +11,7 @@ Needs the ``test`` extra (``transformers``).
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import torch
@@ -22,6 +22,8 @@ import npuprofile as npp
 transformers = pytest.importorskip("transformers", reason="the test extra (transformers) is not installed")
 from transformers.models.gpt2 import modeling_gpt2  # noqa: E402
 from transformers.models.llama import modeling_llama  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("fresh_dynamo")  # no graph or counter of another test
 
 VOCAB = 64
 
@@ -66,14 +68,6 @@ MODELS: dict[str, dict[str, Any]] = {
             ".post_attention_layernorm")},
     },
 }
-
-
-@pytest.fixture(autouse=True)
-def fresh_dynamo() -> Iterator[None]:
-    torch._dynamo.reset()
-    counters.clear()
-    yield
-    torch._dynamo.reset()
 
 
 def build(kind: str) -> Any:
