@@ -5,6 +5,9 @@ PY := $(VENV)/bin/python
 # A CPU build of torch; an unpinned torch can pull a multi-GB CUDA build.
 TORCH_PIN := torch==2.13.0
 STAMP := $(VENV)/.installed
+# Bytecode is cached: with PYTHONDONTWRITEBYTECODE set (some shells set it), every test process and every
+# subprocess a test starts would compile torch's lazily imported modules and this package from source again.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: demo test test-fast check bench gpu-check gpu-wheels clean install
 

@@ -35,6 +35,11 @@ if MODE == "ignored":
 
 import torch  # noqa: E402
 
+if MODE == "fork":
+    # GNU OpenMP's thread pool does not survive fork(): a child whose parent ran a threaded matmul hangs
+    # in libgomp on its own first one (seen on 2-core AMD hosts), with or without npuprofile.
+    torch.set_num_threads(1)
+
 import npuprofile as npp  # noqa: E402
 
 

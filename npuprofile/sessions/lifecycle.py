@@ -253,14 +253,14 @@ def _stop_logged(session: Flushable, reason: str) -> None:
         logger.error("npuprofile: could not save session at %s: %s", reason, exc)
 
 
-def _save_summary_only(session: Flushable, reason: str) -> None:
+def _save_summary_only(session: Flushable, reason: str, wait: float = 1.0) -> None:
     save = getattr(session, "_save_without_profiler", None)
     if save is None:
         _stop_logged(session, reason)
         return
     logger.warning("npuprofile: %s; writing the session summary without the last trace", reason)
     try:
-        save(reason)
+        save(reason, wait)
     except Exception as exc:
         logger.error("npuprofile: could not save the session summary (%s): %s", reason, exc)
     untrack(session)
@@ -464,8 +464,12 @@ class _Watchdog:
             die_by(signum)
         while time.monotonic() < arrived + timeout:
             time.sleep(0.05)
+        name = signal.Signals(signum).name
         logger.error("npuprofile: sessions not saved within flush_timeout=%ss of %s; ending the process",
-                     timeout, signal.Signals(signum).name)
+                     timeout, name)
+        for session in running():  # the handler's saving is stuck (an export that never ends, say)
+            if hasattr(session, "_save_without_profiler"):
+                _save_summary_only(session, f"{name}: not saved within flush_timeout", wait=0.2)
         die_by(signum)
 
 

@@ -95,6 +95,10 @@ class Session:
         self._reported: set[str] = set()
         self._compiled: _graph.SessionRegions | None = None
         self._lock = threading.RLock()
+        # The summary as it stood when the final export began (kept in memory, not written): should
+        # that export never end, a signal's watchdog writes it (see _save_without_profiler).
+        self._backstop: Summary | None = None
+        self._files_lock = threading.Lock()  # one summary write at a time: the stopping thread's or the watchdog's
         self._write_failed = False  # a trace write failed (e.g. a full disk): the profiler is let go at stop
 
     # -- properties -------------------------------------------------------------------
@@ -243,17 +247,19 @@ class Session:
             trace = self._trace
             if trace is not None:
                 if self.flush_on_exit and self._save_summary():
-                    # The summary is written before the final export too, so that it survives an export
-                    # that never ends (SIGTERM's flush timeout then ends the process); again after it.
                     steps.append(("resolve timings", lambda: self._fold(recorder)))
-                    steps.append(("write summary", self._write_summary))
+                    steps.append(("keep summary", self._keep_backstop))
                 steps.append(("stop profiler", trace.stop))
                 steps.append(("collect traces", trace.collect))
             memory = self._memory
             if memory is not None:
                 steps.append(("memory snapshot", lambda: setattr(self, "_memory_state", memory.snapshot())))
                 steps.append(("stop memory history", memory.stop))
-            errors = self._run_all(steps)
+            try:
+                errors = self._run_all(steps)
+            finally:
+                with self._files_lock:
+                    self._backstop = None  # the export ended: the summary written next is the whole one
             del steps, trace  # no reference to the profiler left here: it can be released
             self._guard("release profiler", self._release_after_failed_write)
             return errors
@@ -534,12 +540,34 @@ class Session:
         # Top ops stay out of the file unless a background worker writes it: reading them costs
         # as much as a trace export, and `npuprofile summarize` derives them from the trace itself.
         summary = self._summary(with_ops=self.summary_ops)
+        with self._files_lock:
+            self._write_summary_files(summary)
+
+    def _write_summary_files(self, summary: Summary) -> None:
         base = self.config.output_dir / self.file_stem
         json_path = Path(f"{base}.summary.json")
         text_path = Path(f"{base}.summary.txt")
         summary.to_json(json_path)
         atomic_write_text(text_path, str(summary) + "\n")
         self.summary_paths = [json_path, text_path]
+
+    def _keep_backstop(self) -> None:
+        """Before the final export: the summary so far, in memory only (writing it would cost two files)."""
+        self._backstop = self._summary(with_ops=False)
+
+    def _write_backstop(self, reason: str) -> None:
+        """From another thread, while this session's own thread is stuck in its final export: write the
+        summary kept when that export began, saying why its trace is missing."""
+        if not self._files_lock.acquire(timeout=1.0):
+            return
+        try:
+            summary, self._backstop = self._backstop, None
+            if summary is not None:
+                summary.metadata["degraded"] = [*summary.metadata.get("degraded", ()),
+                                                f"last trace not written: {reason}"]
+                self._guard("write summary", lambda: self._write_summary_files(summary))
+        finally:
+            self._files_lock.release()
 
     def _write_memory_snapshot(self) -> None:
         import pickle
@@ -608,7 +636,7 @@ class Session:
             gc.collect()  # the profiler and its trace-ready handler sit in a reference cycle
 
     # -- signals and fork (see sessions/lifecycle.py) ------------------------------------------
-    def _save_without_profiler(self, reason: str) -> None:
+    def _save_without_profiler(self, reason: str, wait: float = 1.0) -> None:
         """Stop recording and write the summary without calling the profiler.
 
         For a session whose profiler cannot be called from here (its thread has
@@ -616,7 +644,8 @@ class Session:
         torch crashes when a profiler is stopped from another thread. The trace
         of the cycle in progress is lost; the summary records why.
         """
-        if not self._lock.acquire(timeout=1.0):  # its own thread is stopping it right now
+        if not self._lock.acquire(timeout=wait):  # its own thread is stopping it right now
+            self._write_backstop(reason)  # and is stuck in the final export, if a summary was kept for that
             return
         try:
             recorder = self._recorder
@@ -639,6 +668,8 @@ class Session:
     def _disown_after_fork(self) -> None:
         """In a forked child: the parent's session does nothing more here (no profiler call, no file)."""
         self._lock = threading.RLock()  # another thread of the parent may have held it at the fork
+        self._files_lock = threading.Lock()
+        self._backstop = None
         recorder = self._recorder
         if recorder is not None:
             if ACTIVE and ACTIVE[0] is recorder:

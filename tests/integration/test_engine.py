@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 import npuprofile as npp
+from npuprofile.errors import SessionError
 from tests.conftest import load_trace
 from tests.mock_engine import ControlServer, MockEngine, post
 from tests.processes import STUCK_S, wait_exit
@@ -125,3 +126,38 @@ def test_sigterm_and_exit_finish_the_running_capture(tmp_path: Path) -> None:
         recorded = _check_flushed(tmp_path / mode)
         if mode == "exit":
             assert recorded == 12
+
+
+def test_requests_from_many_threads_only_queue(tmp_path: Path) -> None:
+    """Threads hammer request() while the loop runs: one capture at a time is accepted, each complete."""
+    controller = npp.Controller(output_dir=tmp_path, run_id="eng")
+    try:
+        engine = MockEngine(controller, stages=lambda i: None)
+        accepted: list[npp.Capture] = []
+        refused: list[str] = []
+        done = threading.Event()
+
+        def client() -> None:
+            for _ in range(40):  # bounded
+                try:
+                    accepted.append(controller.request(steps=2))
+                except SessionError as exc:
+                    refused.append(str(exc))
+                if done.wait(0.002):
+                    return
+
+        threads = [threading.Thread(target=client) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        engine.run(400, until=lambda: not any(t.is_alive() for t in threads))
+        done.set()
+        for thread in threads:
+            thread.join(10)
+        engine.run(4)
+        assert accepted and refused
+        for capture in accepted:
+            capture.wait(30)
+            assert len(step_ranges(traces(capture)[0])) == 2
+            assert len(capture.summary().steps) == 2
+    finally:
+        controller.close()

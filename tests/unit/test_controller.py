@@ -182,37 +182,6 @@ def test_names_are_unique_per_controller(controller: npp.Controller) -> None:
         controller.request(steps=1, name="c2", queue=True)
 
 
-def test_requests_from_many_threads_only_queue(controller: npp.Controller) -> None:
-    """Threads hammer request() while the loop runs: one capture at a time is accepted, each complete."""
-    engine = MockEngine(controller, stages=lambda i: None)
-    accepted: list[npp.Capture] = []
-    refused: list[str] = []
-    done = threading.Event()
-
-    def client() -> None:
-        for _ in range(40):  # bounded
-            try:
-                accepted.append(controller.request(steps=2))
-            except SessionError as exc:
-                refused.append(str(exc))
-            if done.wait(0.002):
-                return
-
-    threads = [threading.Thread(target=client) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    engine.run(400, until=lambda: not any(t.is_alive() for t in threads))
-    done.set()
-    for thread in threads:
-        thread.join(10)
-    engine.run(4)
-    assert accepted and refused
-    for capture in accepted:
-        capture.wait(30)
-        assert len(step_ranges(traces(capture)[0])) == 2
-        assert len(capture.summary().steps) == 2
-
-
 # -- stopping ---------------------------------------------------------------------------------
 
 

@@ -214,32 +214,3 @@ def test_bad_arguments_are_named(kwargs: dict, message: str) -> None:
 def test_needs_a_module() -> None:
     with pytest.raises(ConfigError, match="torch.nn.Module"):
         npp.profile_module(lambda x: x)
-
-
-def test_compiled_torch_transformer_with_hooks_lists_every_module_region_without_recompiling() -> None:
-    torch._dynamo.reset()
-    torch.manual_seed(0)
-    encoder = torch.nn.TransformerEncoder(
-        torch.nn.TransformerEncoderLayer(d_model=16, nhead=2, dim_feedforward=32, dropout=0.0, batch_first=True),
-        num_layers=2,
-        enable_nested_tensor=False,
-    )
-    x = torch.randn(2, 5, 16)
-    expected = encoder(x)
-    with npp.profile_module(encoder, depth=3) as hooks:
-        compiled = torch.compile(encoder, backend="eager", fullgraph=True)
-        with npp.session(trace=False) as s:  # the first call compiles inside the session
-            out = compiled(x)
-        with torch._dynamo.config.patch(error_on_recompile=True):
-            compiled(x)  # idle: same graph
-            with npp.session(trace=False) as again:
-                compiled(x)
-    torch._dynamo.reset()
-    assert torch.equal(out, expected)
-    in_graph = set(hooks.names.values()) - {"layers"}  # a ModuleList is never called
-    assert {"TransformerEncoder", "layers.1", "layers.1.self_attn", "layers.1.norm2", "layers.1.dropout2"} <= in_graph
-    for summary in (s.summary(), again.summary()):
-        # Dynamo traces a torch.nn module's own hooks too when the module is compiled directly:
-        # the root is inside the graph as well (a user-defined root's hooks run outside it).
-        assert summary.regions == []
-        assert set(summary.metadata["compiled_regions"]) == in_graph
