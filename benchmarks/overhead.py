@@ -350,12 +350,14 @@ def tracing(report: Report, out_dir: Path, backend: str, repeats: int) -> None:
                 model(tokens)
 
     # A loop takes about 40 ms and the machine's noise between two loops is larger than the 5%
-    # limit, so the loops alternate and each side's fastest one is compared: the fastest loop is
-    # the one least disturbed by anything else, which is what the session's own cost adds to.
+    # limit, so the loops alternate (which side goes first alternates too) and each side's fastest
+    # one is compared: the fastest loop is the one least disturbed by anything else, which is what
+    # the session's own cost adds to.
     hand: list[float] = []
     ours: list[float] = []
-    for _ in range(max(7, repeats)):
-        for runner, sink in ((by_hand, hand), (through_npuprofile, ours)):
+    pair = ((by_hand, hand), (through_npuprofile, ours))
+    for repeat in range(2 * max(8, repeats)):
+        for runner, sink in pair if repeat % 2 else reversed(pair):
             start = time.perf_counter()
             runner()
             sink.append(time.perf_counter() - start)

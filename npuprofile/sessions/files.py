@@ -59,8 +59,8 @@ def make_dirs(path: Path) -> Path:
     return path
 
 
-def _drop_world_write(path: Path) -> None:
-    mode = stat.S_IMODE(path.stat().st_mode)
+def _drop_world_write(path: Path, mode: int | None = None) -> None:
+    mode = stat.S_IMODE(path.stat().st_mode if mode is None else mode)
     if mode & stat.S_IWOTH:
         os.chmod(path, mode & ~stat.S_IWOTH)
 
@@ -79,9 +79,12 @@ def regular_target(path: Path) -> Path:
     Raises :class:`~npuprofile.errors.ConfigError` when it exists and is not a
     regular file (a device such as ``/dev/null``, a pipe, a socket, a directory).
     """
-    target = Path(os.path.realpath(path))
+    target = path
     try:
-        mode = target.stat().st_mode
+        mode = os.lstat(path).st_mode
+        if stat.S_ISLNK(mode):  # only the last component matters: a linked directory is written through
+            target = Path(os.path.realpath(path))
+            mode = os.stat(target).st_mode
     except FileNotFoundError:
         return target
     except OSError as exc:
@@ -110,15 +113,17 @@ def atomic_write(path: Path, write: Callable[[Path], None], *, compress: bool = 
     target = regular_target(Path(path))
     make_dirs(target.parent)
     tmp = _temporary_path(target)
-    packed = tmp.with_name(tmp.name + ".gz")
     _IN_FLIGHT.add(tmp)
     done = False
     try:
         write(tmp)
-        if not tmp.exists():
-            raise OSError(f"{target.name}: the writer produced no file ({_free_space(target.parent)})")
-        _drop_world_write(tmp)
+        try:
+            mode = os.stat(tmp).st_mode
+        except FileNotFoundError:
+            raise OSError(f"{target.name}: the writer produced no file ({_free_space(target.parent)})") from None
+        _drop_world_write(tmp, mode)
         if compress:
+            packed = tmp.with_name(tmp.name + ".gz")
             with open(tmp, "rb") as src, gzip.open(packed, "wb", compresslevel=6) as dst:
                 shutil.copyfileobj(src, dst, 1 << 20)
             _drop_world_write(packed)
@@ -190,8 +195,7 @@ class TraceSink:
         self._lock = threading.Lock()
 
     def new_path(self, suffix: str) -> Path:
-        """A fresh path ``<dir>/<stem>.<time_ns><suffix>`` that does not exist yet."""
-        make_dirs(self.directory)
+        """A fresh path ``<dir>/<stem>.<time_ns><suffix>`` that does not exist yet (its directory is made on writing)."""
         while True:
             candidate = self.directory / f"{self.stem}.{time.time_ns()}{suffix}"
             if not candidate.exists():

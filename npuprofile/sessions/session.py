@@ -753,7 +753,7 @@ def prepare(**options: Any) -> tuple[_config.Config, Backend | None, Any]:
     """
     backend_options = {name: options.pop(name) for name in list(options) if name not in _config.OPTION_NAMES}
     config = _config.resolve(**options)
-    known = set(backends.names())
+    known = set(backends.names()) if backend_options else set()
     unknown = set(backend_options) - known
     if unknown:
         raise ConfigError(

@@ -39,6 +39,23 @@ SYNC = "sync"
 HOST_AND_DEVICE = "cpu+device"
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as :func:`dataclasses.asdict` gives it, without copying what cannot change (a summary is
+    written on the way out of every session)."""
+    if isinstance(value, _Row):
+        return value.to_dict()
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(item) for item in value)
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return value
+
+
 class _Row:
     """A model row's JSON-ready view: its fields, plus what :attr:`derived` names."""
 
@@ -46,10 +63,14 @@ class _Row:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready view (nanoseconds)."""
-        data = dataclasses.asdict(self)  # type: ignore[call-overload]
+        cls = type(self)
+        names = _FIELD_NAMES.get(cls)
+        if names is None:
+            names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(self))  # type: ignore[arg-type]
+        data = {name: _plain(getattr(self, name)) for name in names}
         for name in self.derived:
             data[name] = getattr(self, name)
-        return data  # type: ignore[no-any-return]
+        return data
 
 
 @dataclasses.dataclass(frozen=True)
