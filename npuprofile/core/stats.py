@@ -79,16 +79,16 @@ class Sketch:
             self.max = high
         counts = self.counts
         if len(tally) * 4 <= len(values):  # values repeat (clock ticks): work on each distinct one once
-            total = sum_sq = 0
-            for value, times in tally.items():
-                total += value * times
-                sum_sq += value * value * times
-                if value < 1:
-                    self.zeros += times
-                else:
-                    key = math.ceil(math.log(value) * _INV_LOG_GAMMA)
-                    counts[key] = counts.get(key, 0) + times
-            self.sum_sq += sum_sq
+            distinct, times = list(tally), list(tally.values())
+            total = sum(map(operator.mul, distinct, times))
+            self.sum_sq += sum(map(operator.mul, map(operator.mul, distinct, distinct), times))
+            if low < 1:
+                self.zeros += sum(t for v, t in zip(distinct, times) if v < 1)
+                kept = [(v, t) for v, t in zip(distinct, times) if v >= 1]
+                distinct, times = [v for v, _ in kept], [t for _, t in kept]
+            keys = map(math.ceil, map(operator.mul, map(math.log, distinct), repeat(_INV_LOG_GAMMA)))
+            for key, count in zip(keys, times):
+                counts[key] = counts.get(key, 0) + count
             return total
         # mostly distinct values: chains of C functions, no Python call per value
         self.sum_sq += sum(map(operator.mul, values, values))
