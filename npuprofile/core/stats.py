@@ -80,14 +80,14 @@ class Sketch:
         counts = self.counts
         if len(tally) * 4 <= len(values):  # values repeat (clock ticks): work on each distinct one once
             distinct, times = list(tally), list(tally.values())
-            total = sum(map(operator.mul, distinct, times))
+            total: int = sum(map(operator.mul, distinct, times))
             self.sum_sq += sum(map(operator.mul, map(operator.mul, distinct, distinct), times))
             if low < 1:
                 self.zeros += sum(t for v, t in zip(distinct, times) if v < 1)
                 kept = [(v, t) for v, t in zip(distinct, times) if v >= 1]
                 distinct, times = [v for v, _ in kept], [t for _, t in kept]
-            keys = map(math.ceil, map(operator.mul, map(math.log, distinct), repeat(_INV_LOG_GAMMA)))
-            for key, count in zip(keys, times):
+            buckets = map(math.ceil, map(operator.mul, map(math.log, distinct), repeat(_INV_LOG_GAMMA)))
+            for key, count in zip(buckets, times):
                 counts[key] = counts.get(key, 0) + count
             return total
         # mostly distinct values: chains of C functions, no Python call per value
