@@ -97,8 +97,8 @@ class Sketch:
             positive = [v for v in values if v >= 1]
             self.zeros += len(values) - len(positive)
         keys = Counter(map(math.ceil, map(operator.mul, map(math.log, positive), repeat(_INV_LOG_GAMMA))))
-        for key, times in keys.items():
-            counts[key] = counts.get(key, 0) + times
+        for key, hits in keys.items():
+            counts[key] = counts.get(key, 0) + hits
         return sum(values)
 
     def merge(self, other: "Sketch") -> None:
