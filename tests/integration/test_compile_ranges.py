@@ -138,21 +138,21 @@ def contains(outer: dict[str, Any], inner: dict[str, Any]) -> bool:
 
 
 @pytest.mark.slow
-def test_inductor_ranges_nest_in_the_trace_around_the_kernels_of_their_code(
-    tmp_path: Any, trace_helpers: Any, monkeypatch: Any
-) -> None:
+def test_inductor_ranges_nest_in_the_trace_around_the_kernels_of_their_code(tmp_path: Any, trace_helpers: Any) -> None:
     import torch._inductor.config
 
-    monkeypatch.setattr(torch._inductor.config.cpp, "enable_kernel_profile", True)  # name the fused kernels
     reference_net, _ = models.hooked_net()
     net, _ = models.hooked_net()
     x = models.example_input()
     compiled = torch.compile(net, backend="inductor", fullgraph=True)
-    with npp.session(trace=False, compiled_ranges=True):
-        models.step(compiled, net, x, backward=True)  # compiles forward and backward
-    with torch._dynamo.config.patch(error_on_recompile=True):
-        with npp.session(output_dir=tmp_path, compiled_ranges=True) as s:
-            out, grads = models.step(compiled, net, x, backward=True)
+    # torch's own patch, not monkeypatch: monkeypatch's undo deletes the option, and torch then hides it
+    # for the rest of the process (every later inductor compile on CPU fails reading it).
+    with torch._inductor.config.patch({"cpp.enable_kernel_profile": True}):  # name the fused kernels
+        with npp.session(trace=False, compiled_ranges=True):
+            models.step(compiled, net, x, backward=True)  # compiles forward and backward
+        with torch._dynamo.config.patch(error_on_recompile=True):
+            with npp.session(output_dir=tmp_path, compiled_ranges=True) as s:
+                out, grads = models.step(compiled, net, x, backward=True)
     expected_out, expected_grads = models.step(reference_net, reference_net, x, backward=True)
     assert torch.allclose(out, expected_out, atol=1e-5)
     assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(grads, expected_grads, strict=True))
