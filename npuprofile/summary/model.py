@@ -11,6 +11,7 @@ session knows no trace share).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, TypeVar
@@ -40,20 +41,31 @@ HOST_AND_DEVICE = "cpu+device"
 
 
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+_SCALARS = (int, float, str, bool, type(None))
+
+
+def _fields(value: Any) -> dict[str, Any]:
+    """A dataclass's fields as :func:`dataclasses.asdict` gives them (nested ones converted too), without
+    its deep copy of what cannot change: a summary is written on the way out of every session."""
+    cls = type(value)
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(value))
+    return {name: _plain(getattr(value, name)) for name in names}
 
 
 def _plain(value: Any) -> Any:
-    """``value`` as :func:`dataclasses.asdict` gives it, without copying what cannot change (a summary is
-    written on the way out of every session)."""
-    if isinstance(value, _Row):
-        return value.to_dict()
+    if type(value) in _SCALARS:
+        return value
+    if isinstance(value, tuple) and hasattr(value, "_fields"):  # a named tuple, rebuilt field by field
+        return type(value)(*(_plain(item) for item in value))
     if isinstance(value, (list, tuple)):
         return type(value)(_plain(item) for item in value)
     if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
+        return {_plain(key): _plain(item) for key, item in value.items()}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
-    return value
+        return _fields(value)
+    return copy.deepcopy(value)
 
 
 class _Row:
@@ -63,11 +75,7 @@ class _Row:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready view (nanoseconds)."""
-        cls = type(self)
-        names = _FIELD_NAMES.get(cls)
-        if names is None:
-            names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(self))  # type: ignore[arg-type]
-        data = {name: _plain(getattr(self, name)) for name in names}
+        data = _fields(self)
         for name in self.derived:
             data[name] = getattr(self, name)
         return data

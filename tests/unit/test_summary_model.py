@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 from pathlib import Path
@@ -376,3 +377,19 @@ def test_any_model_reads_back_as_it_was_written(kind: str, regions: list[RegionR
     loaded = summary_json.from_dict(json.loads(summary_json.render(model)))
     assert (loaded.regions, loaded.ops, loaded.steps, loaded.device_time) == (regions, ops, steps, device_time)
     assert loaded.late_events == late and loaded.kind == kind
+
+
+def _as_asdict_gives_it(row: Any) -> dict[str, Any]:
+    """What a row's JSON view must be: every field as dataclasses.asdict converts it, then its derived figures."""
+    data = dataclasses.asdict(row)
+    data.update({name: getattr(row, name) for name in row.derived})
+    return data
+
+
+@settings(max_examples=80, deadline=None)
+@given(row=st.one_of(regions, ops, steps, device))
+def test_a_rows_json_view_is_its_fields_as_asdict_converts_them(row: Any) -> None:
+    # nested rows (a device's streams, kernel types and steps) carry their fields only, as asdict gives them
+    view = row.to_dict()
+    assert view == _as_asdict_gives_it(row)
+    assert list(view) == list(_as_asdict_gives_it(row))  # same keys in the same order
