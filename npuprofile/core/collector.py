@@ -12,6 +12,7 @@ never every name seen before. Steps are kept one by one up to
 from __future__ import annotations
 
 import random
+from collections import defaultdict
 from typing import Any, Callable, Generic, TypeVar
 
 from npuprofile.core.stats import RegionStats, escaped_name
@@ -80,7 +81,7 @@ class Collector:
         out land in this step.
         """
         pending = recorder.samples, recorder.nested
-        recorder.samples, recorder.nested = {}, {}
+        recorder.samples, recorder.nested = defaultdict(list), defaultdict(list)
         step, self.step = self.step, {}
         totals = {name: stats.total_ns for name, stats in step.items() if stats.count}
         target = self.regions if keep else {}

@@ -27,6 +27,7 @@ import contextlib
 import contextvars
 import logging
 import threading
+from collections import defaultdict
 from typing import Any, Callable
 
 from npuprofile.core import compile as _compile
@@ -117,26 +118,21 @@ class Recorder:
         #: Whether plain regions can take the lean path (:class:`TimedRegion`): host clock, no markers.
         self.lean = push is None and not self.deferred
         self.buffer: list[Region] = []
-        self.samples: dict[str, list[int]] = {}
-        self.nested: dict[str, list[int]] = {}
+        # Each makes a name's list on its first sample (in C: atomic under the GIL, like setdefault).
+        self.samples: defaultdict[str, list[int]] = defaultdict(list)
+        self.nested: defaultdict[str, list[int]] = defaultdict(list)
         self.closed = False
         self.on_error = on_error
 
     def record(self, name: str, duration: int, self_ns: int) -> None:
         """Add one closed region's timings to this step's samples."""
-        durations = self.samples.get(name)
-        if durations is None:
-            durations = self.samples.setdefault(name, [])
-        durations.append(duration)
+        self.samples[name].append(duration)
         if self_ns != duration:
             self.add_nested(name, duration - self_ns)
 
     def add_nested(self, name: str, child_ns: int) -> None:
         """Add the time of the regions nested in one closed region named ``name``."""
-        nested = self.nested.get(name)
-        if nested is None:
-            nested = self.nested.setdefault(name, [])
-        nested.append(child_ns)
+        self.nested[name].append(child_ns)
 
     def drain(self) -> list["Region"]:
         """Take the deferred regions closed so far, safe against threads appending meanwhile."""
@@ -371,10 +367,7 @@ class TimedRegion(Region):
         duration = end - self.start
         if parent is not None:
             parent.child_ns += duration
-        durations = recorder.samples.get(self.name)
-        if durations is None:
-            durations = recorder.samples.setdefault(self.name, [])
-        durations.append(duration)
+        recorder.samples[self.name].append(duration)
         if self.child_ns:  # a leaf's self time is its duration: nothing more to note
             recorder.add_nested(self.name, self.child_ns)
 
