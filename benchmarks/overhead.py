@@ -31,11 +31,13 @@ from typing import Any, Callable
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _measure import Report, interleaved  # noqa: E402
+from _measure import Report, interleaved, paired  # noqa: E402
 
 import npuprofile as npp
 
 N = 100_000
+#: Regions a round of the timer-only line times on each side (more than EXACT_SAMPLES: the sketch is used).
+CHUNK = 20_000
 
 
 def target(x: int) -> int:
@@ -158,11 +160,15 @@ def idle(report: Report, repeats: int) -> None:
     report.check("idle: with profile_region() vs with nullcontext()", r["region"], r["null"], 1.5)
 
 
-def timer_only(report: Report, backend: str, repeats: int) -> None:
+def timer_only(report: Report, backend: str, rounds: int) -> None:
     """One region per iteration, statistics included, against the minimal timer built once outside the loop.
 
-    With a host clock both are timed in CPU time of this thread, so other processes on a shared
-    machine do not land in one side only; with a device clock in wall time (waits count).
+    Each round times :data:`CHUNK` iterations of each side back to back (a fresh
+    session for the regions, its summary included) and the line gives the
+    median of the rounds' ratios (:func:`_measure.paired`). With a host clock
+    both sides are timed in CPU time of this thread, so other processes on a
+    shared machine do not land in one side only; with a device clock in wall
+    time (waits count).
     """
     region = npp.profile_region
     clock = npp.backends.get(backend).timer()
@@ -173,36 +179,29 @@ def timer_only(report: Report, backend: str, repeats: int) -> None:
     def by_hand() -> float:
         sink.clear()
         start = cpu()
-        for _ in range(N):
+        for _ in range(CHUNK):
             with reference:
                 pass
         if not clock.host_clock:  # a device clock is read after the loop, as a session reads it
             clock.flush()
             for begin, end in sink:
                 clock.elapsed_ns(begin, end)
-        return (cpu() - start) / N
+        return (cpu() - start) / CHUNK
 
     def with_regions() -> float:
         with npp.session(trace=False, backend=backend) as s:
             start = cpu()
-            for _ in range(N):
+            for _ in range(CHUNK):
                 with region("timed"):
                     pass
             s.summary()  # the statistics bookkeeping is part of the cost
-            figure = (cpu() - start) / N
-        assert s.summary().region("timed").count == N
+            figure = (cpu() - start) / CHUNK
+        assert s.summary().region("timed").count == CHUNK
         return figure
 
-    figures: list[float] = []
-    references: list[float] = []
-    for repeat in range(repeats):
-        pair = ((by_hand, references), (with_regions, figures))
-        for measure, out in pair if repeat % 2 else reversed(pair):
-            out.append(measure())
-    report.check(
-        "timer-only session: region (with stats) vs minimal timer",
-        statistics.median(figures), statistics.median(references), 2.5,
-    )
+    by_hand(), with_regions()  # warm up both
+    ratio, figure, theirs = paired(with_regions, by_hand, rounds)
+    report.check("timer-only session: region (with stats) vs minimal timer", figure, theirs, 2.5, ratio=ratio)
 
 
 def _history(distinct_names: int, per_step: int = 100) -> Any:
@@ -456,7 +455,7 @@ def main() -> None:
     report = Report(f"overhead (backend {args.backend})")
     disabled_at_import(report, 7 if args.quick else 15)
     idle(report, repeats)
-    timer_only(report, args.backend, repeats)
+    timer_only(report, args.backend, 2 * repeats + 1)
     with tempfile.TemporaryDirectory() as tmp:
         tracing(report, Path(tmp), args.backend, repeats)
     many_names(report, args.quick)

@@ -27,7 +27,7 @@ class ConfigError(NpuProfileError, ValueError):
 
 
 class BackendError(NpuProfileError):
-    """A backend adapter could not do what was asked of it."""
+    """A backend could not do what was asked of it."""
 
 
 class UnknownBackendError(BackendError, KeyError):

@@ -1,4 +1,4 @@
-"""A region clock made of device events, shared by the accelerator adapters.
+"""A region clock made of device events, shared by the accelerator backends.
 
 Each mark records a timing event on the current stream and returns it; the
 host never waits while marks are taken. :meth:`EventTimer.flush` waits once,

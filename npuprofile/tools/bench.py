@@ -1,7 +1,7 @@
 """``bench``: time a function over many calls, warm-up excluded, with the device timed honestly.
 
 Each call is one region in a timer-only session of its own, so the backend's
-clock measures it: device events where the adapter has them (read in bulk, no
+clock measures it: device events where the backend has them (read in bulk, no
 synchronize per call), otherwise the host clock with the device synchronized at
 the call's entry and exit. Regions inside ``fn`` are measured too.
 
@@ -96,7 +96,7 @@ def bench(
     The first ``warmup`` calls run but are left out. Then ``fn`` runs at least
     ``repeat`` times and until ``min_time`` seconds of measured calls have
     passed. The call region is named ``name`` (default: ``fn``'s qualified
-    name); ``backend`` picks the adapter (default: ``NPUPROFILE_BACKEND`` or
+    name); ``backend`` picks the backend (default: ``NPUPROFILE_BACKEND`` or
     ``"auto"``). ``warmup``, ``repeat``, ``min_time``, ``name`` and ``backend``
     belong to ``bench``; to pass arguments of those names to ``fn``, bind them
     with ``functools.partial``. Runs only while no other session is active.

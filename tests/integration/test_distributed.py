@@ -66,6 +66,14 @@ def finish(procs: list[subprocess.Popen[str]], timeout: float = 120) -> list[tup
     return results
 
 
+def assert_ranks_ok(results: list[tuple[int, str]]) -> None:
+    """Every rank exited 0; else fail with every rank's status and the end of its stderr (the first failure
+    of a collective often shows only on another rank)."""
+    if any(code != 0 for code, _ in results):
+        report = "\n".join(f"--- rank {rank} exited {code}:\n{err[-3000:]}" for rank, (code, err) in enumerate(results))
+        raise AssertionError(f"a rank failed:\n{report}")
+
+
 def traces_of(directory: Path) -> dict[int, list[Path]]:
     found: dict[int, list[Path]] = {}
     for path in sorted(directory.glob("*.pt.trace.json")):
@@ -81,8 +89,7 @@ def steps_job(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out, selected = root / "all", root / "selected"
     results = finish(start_job("steps", out, WORLD, STEPS=str(STEPS), SLOW_RANK=str(SLOW_RANK),
                                SELECT="1", SELECT_DIR=str(selected)))
-    for rank, (code, err) in enumerate(results):
-        assert code == 0, f"rank {rank} failed:\n{err[-3000:]}"
+    assert_ranks_ok(results)
     return {"out": out, "selected": selected}
 
 
@@ -251,8 +258,7 @@ def test_on_demand_job_file_trigger_signal_and_refusal(tmp_path: Path, capsys: p
     finally:
         (out / "stop").write_text("")
     results = finish(procs)
-    for rank, (code, err) in enumerate(results):
-        assert code == 0, f"rank {rank}:\n{err[-3000:]}"
+    assert_ranks_ok(results)
     for rank in range(2):
         captures = json.loads((out / f"done.rank{rank}.json").read_text())["captures"]
         assert [c["steps"] for c in captures] == [25, 3]
@@ -273,8 +279,7 @@ def test_on_demand_job_file_trigger_signal_and_refusal(tmp_path: Path, capsys: p
 def test_two_ranks_with_coords_capture_the_same_window(tmp_path: Path) -> None:
     out = tmp_path / "ctl"
     results = finish(start_job("controller", out, 2))
-    for rank, (code, err) in enumerate(results):
-        assert code == 0, f"rank {rank} failed:\n{err[-3000:]}"
+    assert_ranks_ok(results)
     captures = [json.loads((out / f"capture.rank{r}.json").read_text()) for r in range(2)]
     assert captures[0]["run_id"] == captures[1]["run_id"]  # one run id agreed by the ranks
     paths = []
