@@ -36,8 +36,8 @@ from _measure import Report, interleaved, paired  # noqa: E402
 import npuprofile as npp
 
 N = 100_000
-#: Regions a round of the timer-only line times on each side (more than EXACT_SAMPLES: the sketch is used).
-CHUNK = 20_000
+#: Regions a round of the timer-only line times on each side (past EXACT_SAMPLES: the sketch counts them).
+CHUNK = N
 
 
 def target(x: int) -> int:

@@ -198,6 +198,15 @@ class Trace(abc.ABC):
     def stop(self) -> None:
         """Stop the profiler; traces still pending are written now."""
 
+    def writes_at_stop(self) -> bool:
+        """Whether :meth:`stop` may still write a trace (default: yes).
+
+        ``False`` lets the session skip what only guards that last export (a
+        summary kept in memory for a watchdog), for example once a schedule
+        has run all its cycles.
+        """
+        return True
+
     @abc.abstractmethod
     def push(self, name: str) -> Any:
         """Open a named range in the trace; return a handle for :meth:`pop`."""

@@ -43,6 +43,11 @@ class ProfilerTrace(Trace):
     def stop(self) -> None:
         self.profile.stop()
 
+    def writes_at_stop(self) -> bool:
+        # Stopping a profile whose schedule has ended (action NONE: every cycle recorded and written) runs no export.
+        action = getattr(self.profile, "current_action", None)
+        return getattr(action, "name", None) != "NONE"
+
     def push(self, name: str) -> Any:
         return self._push(name)
 

@@ -246,7 +246,7 @@ class Session:
             steps: list[tuple[str, Callable[[], Any]]] = []
             trace = self._trace
             if trace is not None:
-                if self.flush_on_exit and self._save_summary():
+                if self.flush_on_exit and self._save_summary() and _writes_at_stop(trace):
                     steps.append(("resolve timings", lambda: self._fold(recorder)))
                     steps.append(("keep summary", self._keep_backstop))
                 steps.append(("stop profiler", trace.stop))
@@ -743,6 +743,14 @@ def session(
         **backend_options,
     )
     return Session(config, chosen, parsed)
+
+
+def _writes_at_stop(trace: Trace) -> bool:
+    """Whether stopping ``trace`` may still export (when it cannot tell, it may)."""
+    try:
+        return trace.writes_at_stop() is not False
+    except Exception:
+        return True
 
 
 def prepare(**options: Any) -> tuple[_config.Config, Backend | None, Any]:

@@ -167,3 +167,32 @@ def test_disabled_session_is_a_noop(tmp_path) -> None:
             pass
         s.step()
     assert s.summary().regions == [] and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "sched, steps, pending",
+    [
+        (None, 2, True),  # no schedule: stop writes the only trace
+        (npp.schedule(wait=1, warmup=1, active=2, repeat=1), 3, True),  # stopped inside the recorded window
+        (npp.schedule(wait=1, warmup=1, active=2, repeat=1), 6, False),  # every cycle written before stop
+    ],
+)
+def test_a_summary_is_kept_for_the_watchdog_only_while_stop_still_exports(tmp_path, monkeypatch, sched, steps,
+                                                                         pending) -> None:
+    kept = []
+    original = npp.Session._keep_backstop
+
+    def keep(self) -> None:
+        kept.append(self)
+        original(self)
+
+    monkeypatch.setattr(npp.Session, "_keep_backstop", keep)
+    with npp.session(output_dir=tmp_path, schedule=sched) as s:
+        for _ in s.steps(range(steps)):
+            with npp.profile_region("work"):
+                work()
+        assert s._trace is not None and s._trace.writes_at_stop() is pending
+        written = len(s.trace_paths)
+    assert kept == ([s] if pending else [])
+    assert len(s.trace_paths) == written + (1 if pending else 0)  # what stop exported, exactly as foretold
+    assert s.summary().region("work").count == (sched.recorded_steps(steps) if sched is not None else steps)
