@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import select
+import signal
 import subprocess
 import sys
 import time
@@ -23,6 +24,13 @@ LOST_SIGNAL = 97
 SIGNAL_WAIT_S = 30.0
 #: How long a child may take to start or to finish on a loaded machine before it counts as stuck.
 STUCK_S = 300.0
+
+
+def interactive_signals() -> None:
+    """``preexec_fn`` of a child that is signalled: SIGINT at its default action, as in a process started
+    from a terminal, even when this test run inherited it ignored (a background job of a shell without
+    job control does), so that Python installs its Ctrl-C handler in the child."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def await_signal(seconds: float = SIGNAL_WAIT_S) -> None:

@@ -24,7 +24,7 @@ from npuprofile.backends.cpu import CpuBackend
 from npuprofile.errors import ConfigError, SessionError
 from npuprofile.sessions import files as _output
 from tests.conftest import load_trace, user_annotations
-from tests.processes import read_line, wait_exit
+from tests.processes import interactive_signals, read_line, wait_exit
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -192,7 +192,8 @@ def run_job(tmp_path: Path, mode: str, send: int | None) -> subprocess.Completed
     script = tmp_path / "job.py"
     out = tmp_path / "out"
     script.write_text(SUBPROCESS_JOB.format(root=str(ROOT), out=str(out)))
-    proc = subprocess.Popen([sys.executable, str(script), mode], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, str(script), mode], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=interactive_signals)
     assert read_line(proc, f"{mode} job starting its session") == "ready"
     if send is not None:
         proc.send_signal(send)

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import load_trace, user_annotations
+from tests.processes import interactive_signals
 
 ROOT = Path(__file__).resolve().parents[2]
 JOB = ROOT / "tests" / "signal_job.py"
@@ -27,7 +28,8 @@ def start(mode: str, out: Path, sig: int = signal.SIGTERM, *extra: str, env: dic
           ) -> subprocess.Popen[str]:
     environ = dict(os.environ, PYTHONPATH=str(ROOT), **(env or {}))
     return subprocess.Popen([sys.executable, str(JOB), mode, str(out), str(int(sig)), *extra], env=environ,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=interactive_signals)
 
 
 def wait_ready(proc: subprocess.Popen[str]) -> None:
