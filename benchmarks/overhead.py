@@ -36,8 +36,6 @@ from _measure import Report, interleaved, paired  # noqa: E402
 import npuprofile as npp
 
 N = 100_000
-#: Regions a round of the timer-only line times on each side (past EXACT_SAMPLES: the sketch counts them).
-CHUNK = N
 
 
 def target(x: int) -> int:
@@ -163,9 +161,10 @@ def idle(report: Report, repeats: int) -> None:
 def timer_only(report: Report, backend: str, rounds: int) -> None:
     """One region per iteration, statistics included, against the minimal timer built once outside the loop.
 
-    Each round times :data:`CHUNK` iterations of each side back to back (a fresh
-    session for the regions, its summary included) and the line gives the
-    median of the rounds' ratios (:func:`_measure.paired`). With a host clock
+    Each round times :data:`N` iterations of each side back to back (a fresh
+    session for the regions, its summary included: past ``EXACT_SAMPLES``
+    samples the sketch counts them) and the line gives the median of the
+    rounds' ratios (:func:`_measure.paired`). With a host clock
     both sides are timed in CPU time of this thread, so other processes on a
     shared machine do not land in one side only; with a device clock in wall
     time (waits count).
@@ -179,24 +178,24 @@ def timer_only(report: Report, backend: str, rounds: int) -> None:
     def by_hand() -> float:
         sink.clear()
         start = cpu()
-        for _ in range(CHUNK):
+        for _ in range(N):
             with reference:
                 pass
         if not clock.host_clock:  # a device clock is read after the loop, as a session reads it
             clock.flush()
             for begin, end in sink:
                 clock.elapsed_ns(begin, end)
-        return (cpu() - start) / CHUNK
+        return (cpu() - start) / N
 
     def with_regions() -> float:
         with npp.session(trace=False, backend=backend) as s:
             start = cpu()
-            for _ in range(CHUNK):
+            for _ in range(N):
                 with region("timed"):
                     pass
             s.summary()  # the statistics bookkeeping is part of the cost
-            figure = (cpu() - start) / CHUNK
-        assert s.summary().region("timed").count == CHUNK
+            figure = (cpu() - start) / N
+        assert s.summary().region("timed").count == N
         return figure
 
     by_hand(), with_regions()  # warm up both
